@@ -1,0 +1,459 @@
+package guards
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// nodeRun is the outcome of one real node process.
+type nodeRun struct {
+	stdout, stderr string
+	code           int
+}
+
+// stageChain writes the embedded chain with default options into a fresh
+// directory, the way initguards would, and returns it.
+func stageChain(t *testing.T, o func(*Options)) (string, Chain) {
+	t.Helper()
+	c := Default()
+	dir := t.TempDir()
+	opts := c.DefaultOptions()
+	opts.Dir = dir
+	if o != nil {
+		o(&opts)
+	}
+	files, err := c.Files(opts)
+	if err != nil {
+		t.Fatalf("rendering chain: %v", err)
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f.Name), f.Data, 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, c
+}
+
+func guardPath(t *testing.T, dir, id string) string {
+	t.Helper()
+	g, ok := Default().Lookup(id)
+	if !ok {
+		t.Fatalf("no guard %q", id)
+	}
+	return filepath.Join(dir, g.Name)
+}
+
+func nodeBinary(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("the guards are tested with the real node binary, which is not on PATH: %v", err)
+	}
+	return p
+}
+
+// runNode runs cmd (argv[0] may be a fake name for argv0 tests) with env added
+// to a minimal environment.
+func runNode(t *testing.T, argv0 string, env []string, args ...string) nodeRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nodeBinary(t), args...)
+	if argv0 != "" {
+		cmd.Args[0] = argv0
+	}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := nodeRun{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("running node %v: %v", args, err)
+	}
+	return r
+}
+
+func script(name string) string {
+	p, err := filepath.Abs(filepath.Join("testdata", "node", name))
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+func TestSafetyNet(t *testing.T) {
+	dir, _ := stageChain(t, nil)
+	net := guardPath(t, dir, "safety-net")
+	sandbox := "OPENSHELL_SANDBOX=sb-1"
+	tests := []struct {
+		name      string
+		argv0     string
+		env       []string
+		args      []string
+		wantCode  int
+		wantAlive bool
+		stderrHas []string
+		stderrNot []string
+	}{
+		{"gateway survives unknown rejection", "", []string{sandbox}, []string{"--require", net, script("safety-net.js"), "gateway", "reject-unknown"}, 0, true,
+			[]string{"[sandbox-safety-net] loaded (argv[2]=gateway)", "UNKNOWN PATTERN unhandledRejection: boom from a library - gateway continues", "safety-net.js"}, nil},
+		{"gateway survives unknown exception", "", []string{sandbox}, []string{"--require", net, script("safety-net.js"), "gateway", "throw-unknown"}, 0, true,
+			[]string{"UNKNOWN PATTERN uncaughtException: kaboom - gateway continues"}, nil},
+		{"benign ciao error is one short line", "", []string{sandbox}, []string{"--require", net, script("safety-net.js"), "gateway", "throw-ciao"}, 0, true,
+			[]string{"[sandbox-safety-net] ignored uncaughtException (ciao probing cancelled): CIAO PROBING CANCELLED"}, []string{"UNKNOWN PATTERN"}},
+		{"argv0 openclaw-gateway is a gateway", "/usr/local/bin/openclaw-gateway", []string{sandbox}, []string{"--require", net, script("safety-net.js"), "reject-unknown"}, 0, true,
+			[]string{"loaded (argv0=openclaw-gateway)", "gateway continues"}, nil},
+		{"other processes keep Node's behaviour", "", []string{sandbox}, []string{"--require", net, script("safety-net.js"), "worker", "reject-unknown"}, 1, false,
+			[]string{"boom from a library"}, []string{"sandbox-safety-net"}},
+		{"outside a sandbox it is inactive", "", nil, []string{"--require", net, script("safety-net.js"), "gateway", "reject-unknown"}, 1, false,
+			[]string{"boom from a library"}, []string{"sandbox-safety-net"}},
+		{"empty OPENSHELL_SANDBOX is outside", "", []string{"OPENSHELL_SANDBOX="}, []string{"--require", net, script("safety-net.js"), "gateway", "reject-unknown"}, 1, false,
+			nil, []string{"sandbox-safety-net"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runNode(t, tt.argv0, tt.env, tt.args...)
+			if r.code != tt.wantCode {
+				t.Fatalf("exit code %d, want %d\nstderr:\n%s", r.code, tt.wantCode, r.stderr)
+			}
+			if alive := strings.Contains(r.stdout, "alive"); alive != tt.wantAlive {
+				t.Errorf("alive=%v, want %v; stdout %q", alive, tt.wantAlive, r.stdout)
+			}
+			for _, s := range tt.stderrHas {
+				if !strings.Contains(r.stderr, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, r.stderr)
+				}
+			}
+			for _, s := range tt.stderrNot {
+				if strings.Contains(r.stderr, s) {
+					t.Errorf("stderr has %q:\n%s", s, r.stderr)
+				}
+			}
+		})
+	}
+}
+
+// Every guard, loaded twice under two paths (Node dedupes one path), must act
+// once: the load marker makes the second copy a no-op.
+func TestGuardsLoadTwiceHarmlessly(t *testing.T) {
+	dir, c := stageChain(t, nil)
+	for _, g := range c.Guards {
+		t.Run(g.ID, func(t *testing.T) {
+			first := filepath.Join(dir, g.Name)
+			second := filepath.Join(t.TempDir(), "copy-"+g.Name)
+			if err := os.WriteFile(second, g.Bytes, 0o444); err != nil {
+				t.Fatal(err)
+			}
+			r := runNode(t, "", []string{"OPENSHELL_SANDBOX=sb"}, "--require", first, "--require", second, script("safety-net.js"), "gateway", "none")
+			if r.code != 0 || !strings.Contains(r.stdout, "alive") {
+				t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+			}
+			for _, line := range []string{"[sandbox-safety-net] loaded", "[guard] ciao-network-guard loaded"} {
+				if n := strings.Count(r.stderr, line); n > 1 {
+					t.Errorf("%q printed %d times:\n%s", line, n, r.stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestCiaoGuardRateLimitsAndReturnsEmpty(t *testing.T) {
+	dir, _ := stageChain(t, nil)
+	r := runNode(t, "", nil, "--require", script("fail-network-interfaces.js"), "--require", guardPath(t, dir, "ciao-network-guard"), script("ciao.js"), "rate-limit")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if got, want := strings.TrimSpace(r.stdout), `[{},{},{},{},{}]`; got != want {
+		t.Errorf("results %s, want %s", got, want)
+	}
+	var logs []string
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if strings.HasPrefix(l, "[guard] os.networkInterfaces() failed") {
+			logs = append(logs, l)
+		}
+	}
+	const msg = "[guard] os.networkInterfaces() failed: A system error occurred: uv_interface_addresses returned Unknown system error 97 (Unknown system error 97) - returning empty (mDNS disabled)"
+	want := []string{msg, msg + " (3 repeats suppressed)"}
+	if diff := cmp.Diff(want, logs); diff != "" {
+		t.Errorf("log lines (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(r.stderr, "[guard] ciao-network-guard loaded (process)") {
+		t.Errorf("no load line: %s", r.stderr)
+	}
+}
+
+func TestCiaoGuardGatewayFallback(t *testing.T) {
+	dir, _ := stageChain(t, nil)
+	ciao := guardPath(t, dir, "ciao-network-guard")
+	tests := []struct {
+		mode      string
+		args      []string
+		wantCode  int
+		wantAlive bool
+		stderrHas string
+	}{
+		{"throw-uv", []string{"gateway"}, 0, true, "[guard] swallowed uncaughtException"},
+		{"throw-other", []string{"gateway"}, 1, false, "unrelated failure"},
+		{"throw-uv", []string{"worker"}, 1, false, "uv_interface_addresses"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode+"/"+tt.args[0], func(t *testing.T) {
+			args := append([]string{"--require", ciao, script("ciao.js")}, tt.args...)
+			r := runNode(t, "", nil, append(args, tt.mode)...)
+			if r.code != tt.wantCode || strings.Contains(r.stdout, "alive") != tt.wantAlive {
+				t.Fatalf("exit %d stdout %q, want exit %d alive=%v\nstderr: %s", r.code, r.stdout, tt.wantCode, tt.wantAlive, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tt.stderrHas) {
+				t.Errorf("stderr lacks %q: %s", tt.stderrHas, r.stderr)
+			}
+		})
+	}
+}
+
+// recorded is one request as a test server saw it.
+type recorded struct {
+	Method, Path string
+	Header       http.Header
+	Body         []byte
+	ContentLen   int64
+}
+
+type recorder struct {
+	mu   sync.Mutex
+	reqs []recorded
+}
+
+func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	rc.mu.Lock()
+	rc.reqs = append(rc.reqs, recorded{r.Method, r.RequestURI, r.Header.Clone(), b, r.ContentLength})
+	rc.mu.Unlock()
+	fmt.Fprintf(w, "ok %s", r.URL.Path)
+}
+
+func (rc *recorder) all() []recorded {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]recorded(nil), rc.reqs...)
+}
+
+func port(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Port()
+}
+
+func TestHTTPProxyFixReissuesForwardModeHTTPS(t *testing.T) {
+	dir, _ := stageChain(t, nil)
+	target := &recorder{}
+	tls := httptest.NewTLSServer(target)
+	defer tls.Close()
+	proxy := &recorder{}
+	plain := httptest.NewServer(proxy)
+	defer plain.Close()
+
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tls.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"HTTPS_PROXY=http://127.0.0.1:" + port(t, plain), "NODE_EXTRA_CA_CERTS=" + ca, "NODE_USE_ENV_PROXY=1"}
+	r := runNode(t, "", env, "--require", guardPath(t, dir, "http-proxy-fix"), script("proxy-fix.js"), port(t, plain), port(t, tls))
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var out map[string]map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("output %q: %v", r.stdout, err)
+	}
+	if got := out["forwardHttps"]; got["status"] != float64(200) || got["body"] != "ok /hello" {
+		t.Errorf("forward https answer %v, want 200 from the target", got)
+	}
+
+	reqs := target.all()
+	if len(reqs) != 1 {
+		t.Fatalf("target saw %d requests, want 1", len(reqs))
+	}
+	got := reqs[0]
+	if got.Method != "POST" || got.Path != "/hello?x=1" || string(got.Body) != "payload" || got.Header.Get("X-Keep") != "yes" {
+		t.Errorf("target saw %s %s body %q headers %v", got.Method, got.Path, got.Body, got.Header)
+	}
+	for _, h := range []string{"Proxy-Authorization", "Authorization"} {
+		if v := got.Header.Get(h); v != "" {
+			t.Errorf("proxy-only header %s=%q reached the target", h, v)
+		}
+	}
+	var proxied []string
+	for _, p := range proxy.all() {
+		proxied = append(proxied, p.Path)
+	}
+	if diff := cmp.Diff([]string{"http://example.invalid/plain", "/direct"}, proxied); diff != "" {
+		t.Errorf("requests that must pass through to the proxy (-want +got):\n%s", diff)
+	}
+}
+
+func TestNemotronFixRewritesOnlyNemotronChatCompletions(t *testing.T) {
+	dir, _ := stageChain(t, nil)
+	rec := &recorder{}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	r := runNode(t, "", nil, "--require", guardPath(t, dir, "nemotron-inference-fix"), script("nemotron.js"), port(t, srv))
+	if r.code != 0 || !strings.Contains(r.stdout, "done") {
+		t.Fatalf("exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
+	}
+	reqs := rec.all()
+	if len(reqs) != 8 {
+		t.Fatalf("server saw %d requests, want 8", len(reqs))
+	}
+	llama := `{"model":"meta/llama-3.1-8b",  "messages":[]}`
+	nemotron := `{"model":"nvidia/NVIDIA-Nemotron-Nano-9B-v2","messages":[{"role":"user","content":"hi"}],"chat_template_kwargs":{"enable_thinking":false}}`
+	for i, want := range []struct {
+		rewritten bool
+		body      string
+	}{
+		{true, ""}, {true, ""}, {false, llama}, {false, "not json {"}, {false, nemotron},
+		{true, ""}, {true, ""}, {false, llama},
+	} {
+		got := reqs[i]
+		if got.ContentLen >= 0 && got.ContentLen != int64(len(got.Body)) {
+			t.Errorf("request %d %s: Content-Length %d but body is %d bytes", i, got.Path, got.ContentLen, len(got.Body))
+		}
+		if !want.rewritten {
+			if string(got.Body) != want.body {
+				t.Errorf("request %d %s: body %q, want it byte for byte %q", i, got.Path, got.Body, want.body)
+			}
+			continue
+		}
+		var doc struct {
+			Model  string         `json:"model"`
+			Kwargs map[string]any `json:"chat_template_kwargs"`
+		}
+		if err := json.Unmarshal(got.Body, &doc); err != nil {
+			t.Fatalf("request %d: body %q: %v", i, got.Body, err)
+		}
+		wantKw := map[string]any{"force_nonempty_content": true}
+		if i < 2 || i == 5 || i == 6 {
+			wantKw["enable_thinking"] = false
+		}
+		if diff := cmp.Diff(wantKw, doc.Kwargs); diff != "" {
+			t.Errorf("request %d %s kwargs (-want +got):\n%s", i, got.Path, diff)
+		}
+	}
+}
+
+func TestSlackTokenRewriter(t *testing.T) {
+	dir, _ := stageChain(t, nil)
+	rec := &recorder{}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	r := runNode(t, "", nil, "--require", guardPath(t, dir, "slack-token-rewriter"), script("slack-token.js"), port(t, srv))
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	reqs := rec.all()
+	if len(reqs) != 3 {
+		t.Fatalf("server saw %d requests, want 3", len(reqs))
+	}
+	type seen struct{ Auth, Body string }
+	var got []seen
+	for _, q := range reqs {
+		if q.ContentLen >= 0 && q.ContentLen != int64(len(q.Body)) {
+			t.Errorf("%s: Content-Length %d, body %d bytes", q.Path, q.ContentLen, len(q.Body))
+		}
+		got = append(got, seen{q.Header.Get("Authorization"), string(q.Body)})
+	}
+	want := []seen{
+		{"Bearer openshell:resolve:env:SLACK_BOT_TOKEN", "token=openshell:resolve:env:SLACK_APP_TOKEN&channel=C1"},
+		{"Bearer openshell:resolve:env:OTHER_TOKEN", "plain body"},
+		{"", "xoxb-123-real-token and OPENSHELL-RESOLVE-ENV-NOPREFIX"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("what reached the server (-want +got):\n%s", diff)
+	}
+}
+
+func TestSlackChannelGuard(t *testing.T) {
+	dir, _ := stageChain(t, nil)
+	guard := guardPath(t, dir, "slack-channel-guard")
+	tests := []struct {
+		mode      string
+		wantCode  int
+		wantAlive bool
+		stderrHas string
+	}{
+		{"reject-slack", 0, true, "[channels] [slack] provider failed to start: An API error occurred: invalid_auth"},
+		{"throw-slack", 0, true, "[channels] [slack] provider failed to start: socket mode failed"},
+		{"reject-other", 1, false, "database unavailable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			r := runNode(t, "", nil, "--require", guard, "--require", guard, script("slack-channel.js"), tt.mode)
+			if r.code != tt.wantCode || strings.Contains(r.stdout, "alive") != tt.wantAlive {
+				t.Fatalf("exit %d stdout %q, want %d alive=%v; stderr %s", r.code, r.stdout, tt.wantCode, tt.wantAlive, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tt.stderrHas) {
+				t.Errorf("stderr lacks %q: %s", tt.stderrHas, r.stderr)
+			}
+			if n := strings.Count(r.stderr, "[channels] [slack]"); n > 1 {
+				t.Errorf("logged %d times", n)
+			}
+		})
+	}
+}
+
+// The whole chain as a gateway starts it: source proxy-env.sh, then node. Every
+// required guard must be loaded exactly once, in chain order, before the first
+// line of the program, with the caller's NODE_OPTIONS kept.
+func TestWholeChainLoadsInOrderBeforeProgram(t *testing.T) {
+	dir, c := stageChain(t, func(o *Options) { o.Required = append(o.Required, "slack-channel-guard") })
+	env := []string{"NODE_OPTIONS=--max-old-space-size=256", "NODE_USE_ENV_PROXY=1", "OPENSHELL_SANDBOX=sb-1", "PATH=" + os.Getenv("PATH")}
+	sh := ". " + ShellQuote(filepath.Join(dir, ProxyEnvName)) + " && . " + ShellQuote(filepath.Join(dir, ProxyEnvName)) +
+		" && exec node " + ShellQuote(script("probe.js")) + " gateway"
+	cmd := exec.Command("/bin/sh", "-c", sh)
+	cmd.Env = env
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var got struct {
+		Loaded      []string `json:"loaded"`
+		NodeOptions string   `json:"nodeOptions"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("probe output %q: %v", out, err)
+	}
+	var want []string
+	for _, id := range []string{"safety-net", "http-proxy-fix", "nemotron-inference-fix", "ciao-network-guard", "slack-channel-guard"} {
+		g, _ := c.Lookup(id)
+		want = append(want, filepath.Join(dir, g.Name))
+	}
+	if diff := cmp.Diff(want, got.Loaded); diff != "" {
+		t.Errorf("preloads before the program's first line (-want +got):\n%s", diff)
+	}
+	if !strings.HasPrefix(got.NodeOptions, "--max-old-space-size=256 --require ") {
+		t.Errorf("existing NODE_OPTIONS not kept first: %q", got.NodeOptions)
+	}
+}

@@ -1,0 +1,269 @@
+// Command initguards is the guardchain init container: it writes the guard
+// chain into the pod's /tmp (emit), checks one (verify), or shows what it would
+// write (print). Every flag falls back to a GUARDCHAIN_* environment variable,
+// which is how the webhook passes configuration. Exit codes: 0 the whole chain
+// is in place, 1 it is not, 2 bad usage or input.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/guardchain/guardchain/guards"
+	"github.com/guardchain/guardchain/initguards"
+	"github.com/guardchain/guardchain/internal/version"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: initguards emit|verify|print [env|chain]|version [flags]
+flags (each falls back to the environment variable shown):`
+
+// usageError is bad input: exit code 2.
+type usageError struct{ error }
+
+// config is everything the subcommands take.
+type config struct {
+	dir       string
+	ownership initguards.Policy
+	opts      guards.Options
+}
+
+func run(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "initguards: missing command (emit, verify, print, version)")
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	chain := guards.Default()
+	var err error
+	switch cmd {
+	case "emit", "verify", "print":
+		var cfg config
+		var rest []string
+		cfg, rest, err = parse(cmd, args, env, chain, stderr)
+		if err == nil {
+			err = dispatch(ctx, cmd, rest, cfg, chain, stdout, stderr)
+		}
+	case "version", "--version":
+		fmt.Fprintf(stdout, "initguards %s chain sha256:%s\n", version.Version, chain.SHA256())
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		newFlags("emit", env, chain, &config{}, stdout)
+	default:
+		err = usageError{fmt.Errorf("unknown command %q (emit, verify, print, version)", cmd)}
+	}
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ve *initguards.VerifyError
+	if errors.As(err, &ve) {
+		for _, p := range ve.Problems {
+			fmt.Fprintf(stderr, "initguards: %s: %s\n", cmd, p)
+		}
+		return 1
+	}
+	fmt.Fprintf(stderr, "initguards: %s: %s\n", cmd, oneLine(err))
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+func dispatch(ctx context.Context, cmd string, rest []string, cfg config, chain guards.Chain, stdout, stderr io.Writer) error {
+	if cmd == "print" {
+		what := "env"
+		if len(rest) > 0 {
+			what = rest[0]
+		}
+		if len(rest) > 1 {
+			return usageError{fmt.Errorf("unexpected arguments %q", rest[1:])}
+		}
+		return printChain(what, cfg, chain, stdout)
+	}
+	if len(rest) > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", rest)}
+	}
+	files, err := chain.Files(cfg.opts)
+	if err != nil {
+		return usageError{err}
+	}
+	if cmd == "verify" {
+		if err := initguards.Verify(cfg.dir, files, cfg.ownership); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "initguards: chain sha256:%s verified in %s (%d files, ownership %s)\n", chain.SHA256(), cfg.dir, len(files), cfg.ownership)
+		return nil
+	}
+	res, err := initguards.Emit(ctx, cfg.dir, files, cfg.ownership)
+	for _, w := range res.Warnings {
+		fmt.Fprintf(stderr, "initguards: warning: %s\n", w)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "initguards: chain sha256:%s in %s: %d written, %d unchanged (ownership %s)\n",
+		chain.SHA256(), cfg.dir, len(res.Written), len(res.Unchanged), cfg.ownership)
+	return nil
+}
+
+func printChain(what string, cfg config, chain guards.Chain, stdout io.Writer) error {
+	switch what {
+	case "env":
+		b, err := chain.RenderProxyEnv(cfg.opts)
+		if err != nil {
+			return usageError{err}
+		}
+		_, err = stdout.Write(b)
+		return err
+	case "chain":
+		files, err := chain.Files(cfg.opts)
+		if err != nil {
+			return usageError{err}
+		}
+		required := map[string]bool{}
+		for _, id := range cfg.opts.Required {
+			required[id] = true
+		}
+		for _, f := range files {
+			mark := ""
+			if g, ok := lookupByName(chain, f.Name); ok && required[g.ID] {
+				mark = " (required)"
+			}
+			fmt.Fprintf(stdout, "%s %6d %s%s\n", sha(f.Data), len(f.Data), f.Name, mark)
+		}
+		fmt.Fprintf(stdout, "chain sha256:%s\n", chain.SHA256())
+		return nil
+	}
+	return usageError{fmt.Errorf("print %q: want env or chain", what)}
+}
+
+func lookupByName(c guards.Chain, name string) (guards.Guard, bool) {
+	for _, g := range c.Guards {
+		if g.Name == name {
+			return g, true
+		}
+	}
+	return guards.Guard{}, false
+}
+
+// envFlag is a flag whose default comes from an environment variable.
+type envFlag struct {
+	name, env, help, def string
+	set                  func(string) error
+}
+
+func newFlags(cmd string, env func(string) (string, bool), chain guards.Chain, cfg *config, out io.Writer) (*flag.FlagSet, []envFlag) {
+	fs := flag.NewFlagSet("initguards "+cmd, flag.ContinueOnError)
+	fs.SetOutput(out)
+	defs := chain.DefaultOptions()
+	flags := []envFlag{
+		{"dir", "GUARDCHAIN_DIR", "chain directory (the emptyDir at /tmp)", guards.DefaultDir, func(s string) error {
+			cfg.dir, cfg.opts.Dir = s, s
+			return guards.ValidateDir(s)
+		}},
+		{"ownership", "GUARDCHAIN_OWNERSHIP", "root, uid:N or uid:N:G", "root", func(s string) (err error) {
+			cfg.ownership, err = initguards.ParseOwnership(s)
+			return err
+		}},
+		{"proxy-host", "GUARDCHAIN_PROXY_HOST", "sandbox proxy host name or IP", guards.DefaultProxyHost, func(s string) error {
+			cfg.opts.ProxyHost = s
+			return guards.ValidateHost(s)
+		}},
+		{"proxy-port", "GUARDCHAIN_PROXY_PORT", "sandbox proxy port", strconv.Itoa(guards.DefaultProxyPort), func(s string) error {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return fmt.Errorf("%q is not a port number", s)
+			}
+			cfg.opts.ProxyPort = n
+			return guards.ValidatePort(n)
+		}},
+		{"require", "GUARDCHAIN_REQUIRE", "guards named in NODE_OPTIONS, comma-separated, or none (known: " + strings.Join(chain.IDs(), ", ") + ")",
+			strings.Join(defs.Required, ","), func(s string) error {
+				cfg.opts.Required = list(s)
+				return chain.ValidateRequired(cfg.opts.Required)
+			}},
+		{"git-ssl-cainfo", "GUARDCHAIN_GIT_SSL_CAINFO", "GIT_SSL_CAINFO to export (empty: none)", "", func(s string) error {
+			cfg.opts.GitSSLCAInfo = s
+			return nil
+		}},
+		{"cache-redirects", "GUARDCHAIN_CACHE_REDIRECTS", "tool-cache variables redirected into the directory: all, none or a comma-separated list", "all", func(s string) error {
+			if s == "all" {
+				cfg.opts.CacheRedirects = guards.CacheRedirectVars()
+			} else {
+				cfg.opts.CacheRedirects = list(s)
+			}
+			return nil
+		}},
+	}
+	for _, f := range flags {
+		fs.Func(f.name, fmt.Sprintf("%s (env %s, default %q)", f.help, f.env, f.def), f.set)
+	}
+	return fs, flags
+}
+
+// parse applies defaults, then the environment, then flags, so each layer
+// overrides the one before and every value is validated where it is set.
+func parse(cmd string, args []string, env func(string) (string, bool), chain guards.Chain, stderr io.Writer) (config, []string, error) {
+	var cfg config
+	// Errors are reported by run as one line; the flag list only on -h.
+	fs, flags := newFlags(cmd, env, chain, &cfg, io.Discard)
+	for _, f := range flags {
+		if err := f.set(f.def); err != nil {
+			return cfg, nil, fmt.Errorf("default --%s: %w", f.name, err)
+		}
+		if v, ok := env(f.env); ok {
+			if err := f.set(v); err != nil {
+				return cfg, nil, usageError{fmt.Errorf("%s: %w", f.env, err)}
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, usage)
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return cfg, nil, err
+		}
+		return cfg, nil, usageError{err}
+	}
+	if err := chain.Validate(cfg.opts); err != nil {
+		return cfg, nil, usageError{err}
+	}
+	return cfg, fs.Args(), nil
+}
+
+func list(s string) []string {
+	if s == "" || s == "none" {
+		return nil
+	}
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func sha(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) }
