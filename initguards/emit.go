@@ -115,8 +115,10 @@ func openDir(dir string) (*chainDir, error) {
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
+		var st unix.Stat_t
+		isLink := unix.Lstat(dir, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK
 		switch {
-		case errors.Is(err, unix.ELOOP):
+		case isLink || errors.Is(err, unix.ELOOP):
 			return nil, fmt.Errorf("%s: chain directory is a symlink; refusing to follow it", dir)
 		case errors.Is(err, unix.ENOTDIR):
 			return nil, fmt.Errorf("%s: chain directory is not a directory", dir)

@@ -54,8 +54,13 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 	switch cmd {
 	case "emit", "verify", "print":
 		var cfg config
-		var rest []string
+		var rest, what []string
+		// print takes what to print before or after its flags.
+		if cmd == "print" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			what, args = args[:1], args[1:]
+		}
 		cfg, rest, err = parse(cmd, args, env, chain, stderr)
+		rest = append(what, rest...)
 		if err == nil {
 			err = dispatch(ctx, cmd, rest, cfg, chain, stdout, stderr)
 		}
