@@ -1,0 +1,244 @@
+// Package webhook is guardchain's mutating admission webhook: the one pure
+// mutation (Inject), the admission Handler that answers with a JSON patch, and
+// the server that serves it.
+package webhook
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/yaml"
+
+	"github.com/guardchain/guardchain/guards"
+	"github.com/guardchain/guardchain/initguards"
+	"github.com/guardchain/guardchain/internal/version"
+)
+
+// NodeOptionsMode says whether Inject edits NODE_OPTIONS on target containers.
+type NodeOptionsMode string
+
+// ConflictMode says what happens to a pod whose /tmp cannot be taken over.
+type ConflictMode string
+
+const (
+	// NodeOptionsOff leaves NODE_OPTIONS to proxy-env.sh (the default).
+	NodeOptionsOff NodeOptionsMode = "off"
+	// NodeOptionsAppend appends the required --require tokens to a literal value.
+	NodeOptionsAppend NodeOptionsMode = "append"
+
+	// ConflictDeny refuses the pod: an unguarded gateway is worse than none.
+	ConflictDeny ConflictMode = "deny"
+	// ConflictSkip admits the pod untouched, with a warning.
+	ConflictSkip ConflictMode = "skip"
+)
+
+// Override names a pod annotation that config may let pods use.
+type Override string
+
+// The per-pod overrides; each is an annotation guardchain.dev/<name>.
+const (
+	OverrideContainers Override = "containers"
+	OverrideProxyHost  Override = "proxy-host"
+	OverrideProxyPort  Override = "proxy-port"
+	OverrideOwnership  Override = "ownership"
+	OverrideRequire    Override = "require"
+)
+
+var allOverrides = []Override{OverrideContainers, OverrideProxyHost, OverrideProxyPort, OverrideOwnership, OverrideRequire}
+
+// VolumeConfig shapes the emptyDir that becomes /tmp.
+type VolumeConfig struct {
+	Medium    corev1.StorageMedium `json:"medium,omitempty"`
+	SizeLimit *resource.Quantity   `json:"sizeLimit,omitempty"`
+}
+
+// ProxyConfig is the sandbox proxy that proxy-env.sh points at.
+type ProxyConfig struct {
+	Host string `json:"host"`
+	Port int    `json:"port"`
+}
+
+// Config is the webhook's whole configuration: one struct, defaults from
+// Default, and Validate naming the bad field.
+type Config struct {
+	// InitImage runs initguards; pin it by digest in production.
+	InitImage       string                      `json:"initImage"`
+	ImagePullPolicy corev1.PullPolicy           `json:"imagePullPolicy"`
+	Resources       corev1.ResourceRequirements `json:"resources"`
+	// Ownership is the initguards policy: root or uid:N.
+	Ownership string       `json:"ownership"`
+	Volume    VolumeConfig `json:"volume"`
+	// Containers are the target container names.
+	Containers  []string        `json:"containers"`
+	NodeOptions NodeOptionsMode `json:"nodeOptions"`
+	Conflict    ConflictMode    `json:"conflict"`
+	Proxy       ProxyConfig     `json:"proxy"`
+	// RequiredGuards are guard IDs named in NODE_OPTIONS.
+	RequiredGuards []string `json:"requiredGuards"`
+	GitSSLCAInfo   string   `json:"gitSSLCAInfo,omitempty"`
+	// CacheRedirects: "all", "none" or a comma-separated list of variables.
+	CacheRedirects string `json:"cacheRedirects"`
+	// AllowedOverrides are the pod annotations that may change the above per pod.
+	AllowedOverrides []Override `json:"allowedOverrides"`
+	// NamespaceOptOutLabel, when set, is a namespace label key whose value
+	// "disabled" opts a namespace out (applied by the webhook configuration's
+	// namespaceSelector). Empty: no namespace can opt out.
+	NamespaceOptOutLabel string `json:"namespaceOptOutLabel,omitempty"`
+}
+
+// DefaultInitImage is the init image of this release.
+func DefaultInitImage() string { return "ghcr.io/guardchain/initguards:" + version.Version }
+
+// Default returns the configuration for OpenShell sandboxes.
+func Default() Config {
+	size := resource.MustParse("64Mi")
+	return Config{
+		InitImage:       DefaultInitImage(),
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{
+				corev1.ResourceCPU:              resource.MustParse("10m"),
+				corev1.ResourceMemory:           resource.MustParse("16Mi"),
+				corev1.ResourceEphemeralStorage: resource.MustParse("1Mi"),
+			},
+			Limits: corev1.ResourceList{
+				corev1.ResourceCPU:              resource.MustParse("100m"),
+				corev1.ResourceMemory:           resource.MustParse("32Mi"),
+				corev1.ResourceEphemeralStorage: resource.MustParse("8Mi"),
+			},
+		},
+		Ownership:        "root",
+		Volume:           VolumeConfig{SizeLimit: &size},
+		Containers:       []string{"agent"},
+		NodeOptions:      NodeOptionsOff,
+		Conflict:         ConflictDeny,
+		Proxy:            ProxyConfig{Host: guards.DefaultProxyHost, Port: guards.DefaultProxyPort},
+		RequiredGuards:   guards.Default().DefaultRequired(),
+		CacheRedirects:   "all",
+		AllowedOverrides: []Override{OverrideContainers, OverrideProxyHost, OverrideProxyPort, OverrideOwnership},
+	}
+}
+
+// LoadConfig reads a YAML file over the defaults: fields it omits keep their
+// default, unknown fields are an error (a typo must not silently do nothing).
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading config: %w", err)
+	}
+	return ParseConfig(b)
+}
+
+// ParseConfig is LoadConfig for bytes.
+func ParseConfig(b []byte) (Config, error) {
+	cfg := Default()
+	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+		return Config{}, fmt.Errorf("parsing config: %s", strings.ReplaceAll(err.Error(), "\n", " "))
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate checks every field and names the first bad one.
+func (c Config) Validate() error {
+	field := func(name string, err error) error { return fmt.Errorf("config %s: %w", name, err) }
+	if c.InitImage == "" || strings.ContainsAny(c.InitImage, " \t\n") {
+		return field("initImage", fmt.Errorf("%q is not an image reference", c.InitImage))
+	}
+	switch c.ImagePullPolicy {
+	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		return field("imagePullPolicy", fmt.Errorf("%q: want Always, IfNotPresent or Never", c.ImagePullPolicy))
+	}
+	for name, q := range c.Resources.Requests {
+		if l, ok := c.Resources.Limits[name]; ok && q.Cmp(l) > 0 {
+			return field("resources", fmt.Errorf("request %s %s exceeds limit %s", name, q.String(), l.String()))
+		}
+	}
+	if _, err := initguards.ParseOwnership(c.Ownership); err != nil {
+		return field("ownership", err)
+	}
+	switch c.Volume.Medium {
+	case corev1.StorageMediumDefault, corev1.StorageMediumMemory:
+	default:
+		return field("volume.medium", fmt.Errorf("%q: want \"\" or Memory", c.Volume.Medium))
+	}
+	if c.Volume.SizeLimit != nil && c.Volume.SizeLimit.Sign() <= 0 {
+		return field("volume.sizeLimit", errors.New("must be positive"))
+	}
+	if len(c.Containers) == 0 {
+		return field("containers", errors.New("names no container"))
+	}
+	for _, n := range c.Containers {
+		if errs := validation.IsDNS1123Label(n); len(errs) > 0 {
+			return field("containers", fmt.Errorf("%q: %s", n, errs[0]))
+		}
+	}
+	switch c.NodeOptions {
+	case NodeOptionsOff, NodeOptionsAppend:
+	default:
+		return field("nodeOptions", fmt.Errorf("%q: want off or append", c.NodeOptions))
+	}
+	switch c.Conflict {
+	case ConflictDeny, ConflictSkip:
+	default:
+		return field("conflict", fmt.Errorf("%q: want deny or skip", c.Conflict))
+	}
+	if err := guards.ValidateHost(c.Proxy.Host); err != nil {
+		return field("proxy.host", err)
+	}
+	if err := guards.ValidatePort(c.Proxy.Port); err != nil {
+		return field("proxy.port", err)
+	}
+	chain := guards.Default()
+	if err := chain.ValidateRequired(c.RequiredGuards); err != nil {
+		return field("requiredGuards", err)
+	}
+	o := c.guardOptions()
+	if err := chain.Validate(o); err != nil {
+		return field("gitSSLCAInfo/cacheRedirects", err)
+	}
+	for _, ov := range c.AllowedOverrides {
+		if !slices.Contains(allOverrides, ov) {
+			return field("allowedOverrides", fmt.Errorf("unknown override %q", ov))
+		}
+	}
+	if c.NamespaceOptOutLabel != "" {
+		if errs := validation.IsQualifiedName(c.NamespaceOptOutLabel); len(errs) > 0 {
+			return field("namespaceOptOutLabel", fmt.Errorf("%q: %s", c.NamespaceOptOutLabel, errs[0]))
+		}
+	}
+	return nil
+}
+
+// guardOptions are the proxy-env.sh inputs this config gives.
+func (c Config) guardOptions() guards.Options {
+	o := guards.Options{
+		Dir:          TmpPath,
+		ProxyHost:    c.Proxy.Host,
+		ProxyPort:    c.Proxy.Port,
+		Required:     c.RequiredGuards,
+		GitSSLCAInfo: c.GitSSLCAInfo,
+	}
+	switch c.CacheRedirects {
+	case "all":
+		o.CacheRedirects = guards.CacheRedirectVars()
+	case "none", "":
+	default:
+		for _, v := range strings.Split(c.CacheRedirects, ",") {
+			o.CacheRedirects = append(o.CacheRedirects, strings.TrimSpace(v))
+		}
+	}
+	return o
+}
+
+func (c Config) allows(o Override) bool { return slices.Contains(c.AllowedOverrides, o) }
+
