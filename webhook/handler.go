@@ -1,0 +1,89 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// Handler answers pod CREATE admissions: it decodes the pod, calls Inject
+// and answers with the JSON patch. Nothing else here decides.
+type Handler struct {
+	Config  Config
+	Log     logr.Logger
+	Metrics *Metrics // nil: no metrics
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+// Handle implements admission.Handler. It never panics on input: anything it
+// cannot read is a 400 with a message.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Kind.Kind == "" {
+		h.count(OutcomeErrored, "no-request")
+		return admission.Errored(http.StatusBadRequest, errors.New("guardchain: the admission review carries no request"))
+	}
+	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.Resource.Resource != "pods" ||
+		req.SubResource != "" || req.Operation != admissionv1.Create {
+		return admission.Allowed("guardchain: only pod creates are mutated")
+	}
+	if len(req.Object.Raw) == 0 {
+		h.count(OutcomeErrored, "no-object")
+		return admission.Errored(http.StatusBadRequest, errors.New("guardchain: the admission request carries no pod"))
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
+		h.count(OutcomeErrored, "decode")
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("guardchain: decoding the pod: %w", err))
+	}
+
+	res := Inject(&pod, h.Config)
+
+	var resp admission.Response
+	switch res.Outcome {
+	case OutcomeDenied:
+		resp = admission.Denied(res.Message())
+	case OutcomeInjected:
+		resp = admission.Patched("", Patch(&pod, res.Pod)...)
+	default:
+		resp = admission.Allowed("")
+	}
+	resp = resp.WithWarnings(res.Warnings()...)
+
+	h.count(res.Outcome, res.Reason)
+	log := h.Log.WithValues("namespace", req.Namespace, "pod", podLogName(&pod, req.Name), "uid", string(req.UID),
+		"outcome", string(res.Outcome), "dryRun", req.DryRun != nil && *req.DryRun)
+	if res.Reason != ReasonNone {
+		log = log.WithValues("reason", string(res.Reason))
+	}
+	for _, n := range res.Notes {
+		log.Info(n.Message, "note", string(n.Reason))
+	}
+	log.V(1).Info("admitted")
+	return resp
+}
+
+func (h *Handler) count(o Outcome, r Reason) {
+	if h.Metrics != nil {
+		h.Metrics.Admissions.WithLabelValues(string(o), string(r)).Inc()
+	}
+}
+
+func podLogName(p *corev1.Pod, reqName string) string {
+	switch {
+	case p.Name != "":
+		return p.Name
+	case reqName != "":
+		return reqName
+	case p.GenerateName != "":
+		return p.GenerateName + "*"
+	}
+	return ""
+}

@@ -1,0 +1,114 @@
+package webhook
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+)
+
+// Patch returns the JSON patch that turns orig into mutated, for the fields
+// Inject changes: annotations, volumes, each container's mounts and env, and
+// the init containers. It never rewrites anything else, so fields this build
+// does not know (from a newer API server) pass through untouched, and it costs
+// no re-encoding of the whole pod. Tests apply it to every golden pod and
+// compare with Inject's result.
+func Patch(orig, mutated *corev1.Pod) []jsonpatch.JsonPatchOperation {
+	var ops []jsonpatch.JsonPatchOperation
+	add := func(path string, v any) {
+		ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: path, Value: v})
+	}
+
+	if len(orig.Annotations) == 0 && len(mutated.Annotations) > 0 {
+		add("/metadata/annotations", mutated.Annotations)
+	} else {
+		for _, k := range sortedKeys(mutated.Annotations) {
+			if v, ok := orig.Annotations[k]; !ok || v != mutated.Annotations[k] {
+				add("/metadata/annotations/"+escape(k), mutated.Annotations[k])
+			}
+		}
+	}
+
+	ops = appendList(ops, "/spec/volumes", orig.Spec.Volumes, mutated.Spec.Volumes)
+
+	for i := range orig.Spec.Containers {
+		ops = containerOps(ops, fmt.Sprintf("/spec/containers/%d", i), &orig.Spec.Containers[i], &mutated.Spec.Containers[i])
+	}
+
+	// Init containers: first the edits at their original indexes, then move
+	// guardchain-init to the front, which shifts the others.
+	oldInit := -1
+	for i := range orig.Spec.InitContainers {
+		o := &orig.Spec.InitContainers[i]
+		if o.Name == InitContainerName {
+			oldInit = i
+			continue
+		}
+		if m := initByName(mutated, o.Name); m != nil {
+			ops = containerOps(ops, fmt.Sprintf("/spec/initContainers/%d", i), o, m)
+		}
+	}
+	if len(mutated.Spec.InitContainers) > 0 && mutated.Spec.InitContainers[0].Name == InitContainerName {
+		want := &mutated.Spec.InitContainers[0]
+		switch {
+		case oldInit == 0 && equality.Semantic.DeepEqual(&orig.Spec.InitContainers[0], want):
+		case len(orig.Spec.InitContainers) == 0:
+			add("/spec/initContainers", []corev1.Container{*want})
+		case oldInit >= 0:
+			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "remove", Path: fmt.Sprintf("/spec/initContainers/%d", oldInit)})
+			fallthrough
+		default:
+			add("/spec/initContainers/0", want)
+		}
+	}
+	return ops
+}
+
+func initByName(p *corev1.Pod, name string) *corev1.Container {
+	for i := range p.Spec.InitContainers {
+		if p.Spec.InitContainers[i].Name == name {
+			return &p.Spec.InitContainers[i]
+		}
+	}
+	return nil
+}
+
+func containerOps(ops []jsonpatch.JsonPatchOperation, base string, o, m *corev1.Container) []jsonpatch.JsonPatchOperation {
+	ops = appendList(ops, base+"/volumeMounts", o.VolumeMounts, m.VolumeMounts)
+	for j := range o.Env {
+		if o.Env[j].Value != m.Env[j].Value {
+			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "replace", Path: fmt.Sprintf("%s/env/%d/value", base, j), Value: m.Env[j].Value})
+		}
+	}
+	return appendList(ops, base+"/env", o.Env, m.Env)
+}
+
+// appendList adds the items mutated has beyond orig's length (Inject only
+// appends to these lists).
+func appendList[T any](ops []jsonpatch.JsonPatchOperation, path string, orig, mutated []T) []jsonpatch.JsonPatchOperation {
+	switch {
+	case len(mutated) == len(orig):
+		return ops
+	case len(orig) == 0:
+		return append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: path, Value: mutated})
+	}
+	for _, v := range mutated[len(orig):] {
+		ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: path + "/-", Value: v})
+	}
+	return ops
+}
+
+// escape encodes a JSON pointer segment (RFC 6901).
+func escape(s string) string { return strings.NewReplacer("~", "~0", "/", "~1").Replace(s) }
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
