@@ -241,4 +241,3 @@ func (c Config) guardOptions() guards.Options {
 }
 
 func (c Config) allows(o Override) bool { return slices.Contains(c.AllowedOverrides, o) }
-

@@ -171,7 +171,9 @@ func TestHandlerRawReviews(t *testing.T) {
 		wantMsg     string
 	}{
 		{"malformed body", func(*testing.T) []byte { return []byte(`{"request":`) }, 200, 400, false, false, "unexpected end of JSON input"},
-		{"no request", func(*testing.T) []byte { return []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`) }, 200, 400, false, false, "guardchain: the admission review carries no request"},
+		{"no request", func(*testing.T) []byte {
+			return []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`)
+		}, 200, 400, false, false, "guardchain: the admission review carries no request"},
 		{"wrong kind", func(t *testing.T) []byte {
 			return reviewBody(t, func(r *admissionv1.AdmissionRequest) {
 				r.Kind = metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
