@@ -9,7 +9,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 )
 
 //go:embed js/*.js
@@ -49,9 +51,16 @@ var manifest = []Guard{
 	{ID: "slack-channel-guard", Name: "nemoclaw-slack-channel-guard.js"},
 }
 
-// Default returns the embedded chain. Each call returns a fresh copy, so
-// callers may not change what others see.
+// Default returns the embedded chain. The Guards slice is the caller's own;
+// the Bytes are shared and read-only.
 func Default() Chain {
+	return Chain{Guards: slices.Clone(embedded().Guards)}
+}
+
+// DefaultSHA256 is Default().SHA256(), computed once: it is on the admission path.
+var DefaultSHA256 = sync.OnceValue(func() string { return embedded().SHA256() })
+
+var embedded = sync.OnceValue(func() Chain {
 	c := Chain{Guards: make([]Guard, len(manifest))}
 	for i, g := range manifest {
 		b, err := files.ReadFile("js/" + g.Name)
@@ -64,7 +73,7 @@ func Default() Chain {
 		c.Guards[i] = g
 	}
 	return c
-}
+})
 
 // IDs lists the guard IDs in chain order.
 func (c Chain) IDs() []string {

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	"sigs.k8s.io/yaml"
 )
 
 func podJSON(t testing.TB, p *corev1.Pod) []byte {
@@ -42,6 +43,28 @@ func createRequest(raw []byte) admission.Request {
 	}}
 }
 
+func mustYAMLPod(t testing.TB, b []byte) *corev1.Pod {
+	t.Helper()
+	var p corev1.Pod
+	if err := yaml.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	return &p
+}
+
+func applyJSONPatch(t testing.TB, raw, patch []byte) []byte {
+	t.Helper()
+	p, err := jsonpatch.DecodePatch(patch)
+	if err != nil {
+		t.Fatalf("decoding patch %s: %v", patch, err)
+	}
+	out, err := p.Apply(raw)
+	if err != nil {
+		t.Fatalf("applying patch %s: %v", patch, err)
+	}
+	return out
+}
+
 // applyResponse applies the answer's patch to raw, as the API server does.
 func applyResponse(t testing.TB, raw []byte, resp admission.Response) *corev1.Pod {
 	t.Helper()
@@ -50,13 +73,7 @@ func applyResponse(t testing.TB, raw []byte, resp admission.Response) *corev1.Po
 	}
 	out := raw
 	if len(resp.Patch) > 0 {
-		p, err := jsonpatch.DecodePatch(resp.Patch)
-		if err != nil {
-			t.Fatalf("decoding patch %s: %v", resp.Patch, err)
-		}
-		if out, err = p.Apply(raw); err != nil {
-			t.Fatalf("applying patch %s: %v", resp.Patch, err)
-		}
+		out = applyJSONPatch(t, raw, resp.Patch)
 	}
 	var pod corev1.Pod
 	if err := json.Unmarshal(out, &pod); err != nil {
@@ -107,14 +124,7 @@ func TestHandlerKeepsUnknownFields(t *testing.T) {
 	if err := resp.Complete(createRequest(raw)); err != nil {
 		t.Fatal(err)
 	}
-	p, err := jsonpatch.DecodePatch(resp.Patch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := p.Apply(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := applyJSONPatch(t, raw, resp.Patch)
 	for _, s := range []string{`"futureField":{"x":1}`, `"futureContainerField":true`} {
 		if !bytes.Contains(out, []byte(s)) {
 			t.Errorf("patched pod lost %s: %s", s, out)

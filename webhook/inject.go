@@ -37,6 +37,9 @@ const (
 	StatusInjected = "injected"
 )
 
+// chain is the embedded guard chain; read-only.
+var chain = guards.Default()
+
 // Outcome is what Inject decided for a pod.
 type Outcome string
 
@@ -174,21 +177,23 @@ func (in *injection) run() Result {
 
 	out := in.pod.DeepCopy()
 	spec := &out.Spec
-	ensureVolume(spec, volume, in.cfg.Volume)
+	// Each step reports whether it changed anything; none did means the pod
+	// already carried everything (a reinvocation, or a pod injected before).
+	changed := ensureVolume(spec, volume, in.cfg.Volume)
 	for _, t := range targets {
 		c := containerByName(spec, t)
-		ensureTmpMount(c, mount)
+		changed = ensureTmpMount(c, mount) || changed
 		if in.cfg.NodeOptions == NodeOptionsAppend {
-			in.ensureNodeOptions(c, set)
+			changed = in.ensureNodeOptions(c, set) || changed
 		}
 	}
-	ensureInitContainerFirst(spec, in.initContainer(set, mount))
-	ensureAnnotations(&out.ObjectMeta, map[string]string{
-		AnnotationStatus:  StatusInjected,
-		AnnotationChain:   guards.Default().SHA256(),
-		AnnotationVersion: version.Version,
-	})
-	if equalPods(in.pod, out) {
+	changed = ensureInitContainerFirst(spec, in.initContainer(set, mount)) || changed
+	changed = ensureAnnotations(&out.ObjectMeta, [][2]string{
+		{AnnotationStatus, StatusInjected},
+		{AnnotationChain, guards.DefaultSHA256()},
+		{AnnotationVersion, version.Version},
+	}) || changed
+	if !changed {
 		return in.stop(OutcomeUnchanged, ReasonNone)
 	}
 	return Result{Pod: out, Outcome: OutcomeInjected, Notes: in.notes}
@@ -250,7 +255,7 @@ func (in *injection) settings() (podSettings, error) {
 			if v == "none" {
 				ids = nil
 			}
-			if err := guards.Default().ValidateRequired(ids); err != nil {
+			if err := chain.ValidateRequired(ids); err != nil {
 				fail(key, "%v", err)
 			}
 			set.opts.Required = ids
@@ -371,9 +376,9 @@ func volumeKind(v *corev1.Volume) string {
 
 // ensureVolume adds our emptyDir unless a volume of that name exists (an
 // emptyDir the pod already mounts at /tmp, or ours from an earlier call).
-func ensureVolume(spec *corev1.PodSpec, name string, vc VolumeConfig) {
+func ensureVolume(spec *corev1.PodSpec, name string, vc VolumeConfig) bool {
 	if volumeByName(spec, name) != nil {
-		return
+		return false
 	}
 	ed := &corev1.EmptyDirVolumeSource{Medium: vc.Medium}
 	if vc.SizeLimit != nil {
@@ -381,23 +386,25 @@ func ensureVolume(spec *corev1.PodSpec, name string, vc VolumeConfig) {
 		ed.SizeLimit = &q
 	}
 	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: ed}})
+	return true
 }
 
 // ensureTmpMount mounts the chain volume at /tmp unless the container already
 // mounts something there (which tmpVolume has vetted).
-func ensureTmpMount(c *corev1.Container, m corev1.VolumeMount) {
+func ensureTmpMount(c *corev1.Container, m corev1.VolumeMount) bool {
 	for _, have := range c.VolumeMounts {
 		if path.Clean(have.MountPath) == TmpPath {
-			return
+			return false
 		}
 	}
 	c.VolumeMounts = append(c.VolumeMounts, m)
+	return true
 }
 
 // ensureNodeOptions appends the required --require tokens to a literal
 // NODE_OPTIONS. A value from a source (valueFrom, envFrom) is never silently
 // overridden: it is left alone with a warning.
-func (in *injection) ensureNodeOptions(c *corev1.Container, set podSettings) {
+func (in *injection) ensureNodeOptions(c *corev1.Container, set podSettings) bool {
 	idx := -1
 	for i, e := range c.Env {
 		if e.Name == "NODE_OPTIONS" {
@@ -406,11 +413,11 @@ func (in *injection) ensureNodeOptions(c *corev1.Container, set podSettings) {
 	}
 	if idx >= 0 && c.Env[idx].ValueFrom != nil {
 		in.note(ReasonNodeOptionsFrom, "container %s takes NODE_OPTIONS from valueFrom; left as is, so only proxy-env.sh names the guards", c.Name)
-		return
+		return false
 	}
 	if idx < 0 && len(c.EnvFrom) > 0 {
 		in.note(ReasonNodeOptionsFrom, "container %s has envFrom, which may set NODE_OPTIONS; not overridden, so only proxy-env.sh names the guards", c.Name)
-		return
+		return false
 	}
 	value := ""
 	if idx >= 0 {
@@ -421,7 +428,7 @@ func (in *injection) ensureNodeOptions(c *corev1.Container, set podSettings) {
 	for _, id := range set.opts.Required {
 		required[id] = true
 	}
-	for _, g := range guards.Default().Guards {
+	for _, g := range chain.Guards {
 		if !required[g.ID] || (g.OnlyIfEnv != "" && literalEnv(c, g.OnlyIfEnv) != g.OnlyIfValue) {
 			continue
 		}
@@ -432,12 +439,14 @@ func (in *injection) ensureNodeOptions(c *corev1.Container, set podSettings) {
 	}
 	joined := strings.Join(tokens, " ")
 	if idx >= 0 {
-		if strings.Join(strings.Fields(value), " ") != joined {
-			c.Env[idx].Value = joined
+		if strings.Join(strings.Fields(value), " ") == joined {
+			return false
 		}
-		return
+		c.Env[idx].Value = joined
+		return true
 	}
 	c.Env = append(c.Env, corev1.EnvVar{Name: "NODE_OPTIONS", Value: joined})
+	return true
 }
 
 func literalEnv(c *corev1.Container, name string) string {
@@ -528,7 +537,11 @@ func redirectList(vars []string) string {
 // ensureInitContainerFirst puts c first in initContainers, replacing an
 // earlier copy wherever it stands, so the chain exists before any other init
 // container or native sidecar starts.
-func ensureInitContainerFirst(spec *corev1.PodSpec, c corev1.Container) {
+func ensureInitContainerFirst(spec *corev1.PodSpec, c corev1.Container) bool {
+	if len(spec.InitContainers) > 0 && spec.InitContainers[0].Name == InitContainerName &&
+		equality.Semantic.DeepEqual(&spec.InitContainers[0], &c) {
+		return false
+	}
 	rest := make([]corev1.Container, 0, len(spec.InitContainers)+1)
 	rest = append(rest, c)
 	for _, ic := range spec.InitContainers {
@@ -537,19 +550,23 @@ func ensureInitContainerFirst(spec *corev1.PodSpec, c corev1.Container) {
 		}
 	}
 	spec.InitContainers = rest
+	return true
 }
 
-func ensureAnnotations(meta *metav1.ObjectMeta, want map[string]string) {
-	if meta.Annotations == nil {
-		meta.Annotations = make(map[string]string, len(want))
+func ensureAnnotations(meta *metav1.ObjectMeta, want [][2]string) bool {
+	changed := false
+	for _, kv := range want {
+		if v, ok := meta.Annotations[kv[0]]; ok && v == kv[1] {
+			continue
+		}
+		if meta.Annotations == nil {
+			meta.Annotations = make(map[string]string, len(want))
+		}
+		meta.Annotations[kv[0]] = kv[1]
+		changed = true
 	}
-	for k, v := range want {
-		meta.Annotations[k] = v
-	}
+	return changed
 }
-
-// equalPods compares semantically (a Quantity's "1Gi" equals "1024Mi").
-func equalPods(a, b *corev1.Pod) bool { return equality.Semantic.DeepEqual(a, b) }
 
 func podName(p *corev1.Pod) string {
 	name := p.Name
