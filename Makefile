@@ -6,13 +6,13 @@ LDFLAGS := -s -w -X github.com/guardchain/guardchain/internal/version.Version=$(
 BIN := bin
 FUZZTIME ?= 10s
 
-.PHONY: help build test test-unit fuzz-short lint bench demo clean
+.PHONY: help build test test-unit fuzz-short lint bench demo demo-emit clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
 
 build: ## static binaries in bin/
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./initguards/cmd/initguards
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./initguards/cmd/initguards ./webhook/cmd/guardchain-webhook
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -33,7 +33,10 @@ test: lint test-unit fuzz-short ## everything CI runs
 bench: ## benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-demo: build ## the main job: emit the chain into a directory and verify it
+demo: build ## the main job: inject the OpenShell sandbox example offline, no cluster needed
+	$(BIN)/guardchain-webhook inject -f deploy/examples/openshell-sandbox-pod.yaml
+
+demo-emit: build ## emit the guard chain into a scratch directory, verify it and list it
 	@d=$$(mktemp -d) && $(BIN)/initguards emit --dir "$$d" --ownership uid:$$(id -u) && \
 	  $(BIN)/initguards verify --dir "$$d" --ownership uid:$$(id -u) && ls -l "$$d" && \
 	  $(BIN)/initguards print chain && rm -rf "$$d"

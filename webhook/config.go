@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/guardchain/guardchain/guards"
@@ -138,7 +139,16 @@ func LoadConfig(path string) (Config, error) {
 // ParseConfig is LoadConfig for bytes.
 func ParseConfig(b []byte) (Config, error) {
 	cfg := Default()
-	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+	js, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("parsing config: %s", strings.ReplaceAll(err.Error(), "\n", " "))
+	}
+	// Case-sensitive and strict: "initimage" is a typo, not initImage.
+	strict, err := kjson.UnmarshalStrict(js, &cfg, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err == nil && len(strict) > 0 {
+		err = strict[0]
+	}
+	if err != nil {
 		return Config{}, fmt.Errorf("parsing config: %s", strings.ReplaceAll(err.Error(), "\n", " "))
 	}
 	if err := cfg.Validate(); err != nil {

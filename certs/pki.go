@@ -1,0 +1,168 @@
+// Package certs gives the webhook a TLS certificate the API server trusts:
+// a CA and serving certificate it manages itself (selfManaged), or the
+// cert-manager objects that issue them (certManager).
+package certs
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"time"
+)
+
+// KeyPair is a certificate and its key, PEM-encoded as in a kubernetes.io/tls
+// Secret.
+type KeyPair struct {
+	CertPEM []byte
+	KeyPEM  []byte
+}
+
+// Parsed returns the leaf certificate and the key.
+func (k KeyPair) Parsed() (*x509.Certificate, crypto.Signer, error) {
+	pair, err := tls.X509KeyPair(k.CertPEM, k.KeyPEM)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	signer, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, nil, errors.New("private key cannot sign")
+	}
+	return cert, signer, nil
+}
+
+func newKey() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generating key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding key: %w", err)
+	}
+	return key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+func serial() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+}
+
+// NewCA makes a self-signed CA valid from now (less a minute, for clock skew)
+// for validity.
+func NewCA(commonName string, now time.Time, validity time.Duration) (KeyPair, error) {
+	key, keyPEM, err := newKey()
+	if err != nil {
+		return KeyPair{}, err
+	}
+	sn, err := serial()
+	if err != nil {
+		return KeyPair{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          sn,
+		Subject:               pkix.Name{CommonName: commonName},
+		NotBefore:             now.Add(-time.Minute),
+		NotAfter:              now.Add(validity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("signing CA: %w", err)
+	}
+	return KeyPair{CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: keyPEM}, nil
+}
+
+// NewServing makes a serving certificate for dnsNames signed by ca.
+func NewServing(ca KeyPair, dnsNames []string, now time.Time, validity time.Duration) (KeyPair, error) {
+	caCert, caKey, err := ca.Parsed()
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("reading CA: %w", err)
+	}
+	key, keyPEM, err := newKey()
+	if err != nil {
+		return KeyPair{}, err
+	}
+	sn, err := serial()
+	if err != nil {
+		return KeyPair{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{CommonName: dnsNames[0]},
+		DNSNames:     dnsNames,
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.Add(validity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey)
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("signing serving certificate: %w", err)
+	}
+	return KeyPair{CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: keyPEM}, nil
+}
+
+// CheckServing says why pair cannot serve dnsNames at now, trusted by
+// bundle, or nil when it can until at least renewAt.
+func CheckServing(pair KeyPair, bundle []byte, dnsNames []string, now time.Time) error {
+	cert, _, err := pair.Parsed()
+	if err != nil {
+		return fmt.Errorf("unreadable key pair: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(bundle) {
+		return errors.New("CA bundle holds no certificate")
+	}
+	for _, name := range dnsNames {
+		if _, err := cert.Verify(x509.VerifyOptions{DNSName: name, Roots: pool, CurrentTime: now}); err != nil {
+			return fmt.Errorf("not valid for %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// SameNames reports whether cert covers exactly names.
+func SameNames(cert *x509.Certificate, names []string) bool {
+	a, b := slices.Clone(cert.DNSNames), slices.Clone(names)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// ParseCerts reads every certificate of a PEM bundle.
+func ParseCerts(bundle []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	rest := bytes.TrimSpace(bundle)
+	for len(rest) > 0 {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, errors.New("not PEM")
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}

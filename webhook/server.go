@@ -1,0 +1,146 @@
+package webhook
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// MutatePath is where the webhook configuration sends pod admissions.
+const MutatePath = "/mutate-pods"
+
+// ServerOptions wire the webhook server. Zero values take the defaults below.
+type ServerOptions struct {
+	Config Config
+	Log    logr.Logger
+	// Host and Port of the TLS admission endpoint (default :9443).
+	Host string
+	Port int
+	// CertDir holds tls.crt and tls.key; rotated files are served without a
+	// restart (controller-runtime's certwatcher).
+	CertDir string
+	// ProbeAddr serves /healthz, /readyz and /metrics over plain HTTP
+	// (default :8081); "0" turns it off.
+	ProbeAddr string
+	// Registry collects guardchain's and controller-runtime's metrics.
+	Registry interface {
+		prometheus.Registerer
+		prometheus.Gatherer
+	}
+	// Ready, when set, must also pass for /readyz (for example: a valid
+	// certificate is being served).
+	Ready func(*http.Request) error
+}
+
+// Server is the running webhook.
+type Server struct {
+	opts    ServerOptions
+	webhook ctrlwebhook.Server
+	probe   *http.Server
+	probeLn net.Listener
+}
+
+// NewServer builds the server; Start runs it.
+func NewServer(opts ServerOptions) (*Server, error) {
+	if err := opts.Config.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Port == 0 {
+		opts.Port = 9443
+	}
+	if opts.ProbeAddr == "" {
+		opts.ProbeAddr = ":8081"
+	}
+	if opts.Registry == nil {
+		return nil, errors.New("server: no metrics registry")
+	}
+	metrics, err := NewMetrics(opts.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+	wh := ctrlwebhook.NewServer(ctrlwebhook.Options{
+		Host:    opts.Host,
+		Port:    opts.Port,
+		CertDir: opts.CertDir,
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
+	})
+	wh.Register(MutatePath, &admission.Webhook{
+		Handler:      &Handler{Config: opts.Config, Log: opts.Log.WithName("admission"), Metrics: metrics},
+		RecoverPanic: ptrTo(true),
+	})
+	s := &Server{opts: opts, webhook: wh}
+	if opts.ProbeAddr != "0" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		mux.HandleFunc("/readyz", s.readyz)
+		s.probe = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		ln, err := net.Listen("tcp", opts.ProbeAddr)
+		if err != nil {
+			return nil, fmt.Errorf("listening for probes on %s: %w", opts.ProbeAddr, err)
+		}
+		s.probeLn = ln
+	}
+	return s, nil
+}
+
+// ProbeAddr is where probes and metrics are served (after NewServer).
+func (s *Server) ProbeAddr() string {
+	if s.probeLn == nil {
+		return ""
+	}
+	return s.probeLn.Addr().String()
+}
+
+// readyz: the TLS endpoint answers, and the caller's own check passes.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	err := s.webhook.StartedChecker()(r)
+	if err == nil && s.opts.Ready != nil {
+		err = s.opts.Ready(r)
+	}
+	if err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// Start serves until ctx ends, then shuts down gracefully: in-flight
+// admissions finish before it returns.
+func (s *Server) Start(ctx context.Context) error {
+	errc := make(chan error, 2)
+	if s.probe != nil {
+		go func() {
+			if err := s.probe.Serve(s.probeLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("probe server: %w", err)
+			}
+		}()
+	}
+	go func() { errc <- s.webhook.Start(ctx) }()
+	s.opts.Log.Info("serving", "port", s.opts.Port, "path", MutatePath, "probes", s.ProbeAddr(), "certDir", s.opts.CertDir)
+
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		err = <-errc // the webhook server drains on ctx's end
+	}
+	if s.probe != nil {
+		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.probe.Shutdown(shutdown)
+	}
+	return err
+}
+
+func ptrTo[T any](v T) *T { return &v }

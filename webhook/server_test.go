@@ -1,0 +1,164 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/guardchain/guardchain/certs"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func writePair(t *testing.T, dir string, kp certs.KeyPair) {
+	t.Helper()
+	// Write then rename, as the kubelet's atomic Secret update does.
+	for name, b := range map[string][]byte{"tls.crt": kp.CertPEM, "tls.key": kp.KeyPEM} {
+		tmp := filepath.Join(dir, "."+name)
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func eventually(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestServerServesTLSProbesMetricsAndRotatedCerts(t *testing.T) {
+	now := time.Now()
+	ca, err := certs.NewCA("test CA", now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf1, _ := certs.NewServing(ca, []string{"localhost"}, now, time.Hour)
+	certDir := t.TempDir()
+	writePair(t, certDir, leaf1)
+
+	reg := prometheus.NewRegistry()
+	port := freePort(t)
+	srv, err := NewServer(ServerOptions{Config: Default(), Log: logr.Discard(), Host: "127.0.0.1", Port: port,
+		CertDir: certDir, ProbeAddr: "127.0.0.1:0", Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Start(ctx) }()
+
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
+	probe := "http://" + srv.ProbeAddr()
+	get := func(path string) (int, string, error) {
+		resp, err := http.Get(probe + path)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+	eventually(t, "readyz", func() error {
+		code, body, err := get("/readyz")
+		if err == nil && code != 200 {
+			err = &httpErr{code, body}
+		}
+		return err
+	})
+	if code, _, err := get("/healthz"); err != nil || code != 200 {
+		t.Fatalf("healthz %d %v", code, err)
+	}
+
+	url := "https://127.0.0.1:" + strconv.Itoa(port) + MutatePath
+	resp, err := client.Post(url, "application/json", bytes.NewReader(reviewBody(t, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ar admissionv1.AdmissionReview
+	if err := json.NewDecoder(resp.Body).Decode(&ar); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ar.Response == nil || !ar.Response.Allowed || len(ar.Response.Patch) == 0 {
+		t.Fatalf("answer over TLS: %+v", ar.Response)
+	}
+
+	_, metrics, err := get("/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(metrics, `guardchain_admissions_total{outcome="injected",reason=""} 1`) {
+		t.Errorf("metrics lack the admission count:\n%s", metrics)
+	}
+
+	// Rotation: a new leaf written into the directory is served without a restart.
+	leaf2, _ := certs.NewServing(ca, []string{"localhost"}, now, 2*time.Hour)
+	writePair(t, certDir, leaf2)
+	want, _, _ := leaf2.Parsed()
+	eventually(t, "serving the rotated certificate", func() error {
+		conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port), &tls.Config{RootCAs: pool, ServerName: "localhost"})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if got := conn.ConnectionState().PeerCertificates[0].SerialNumber; got.Cmp(want.SerialNumber) != 0 {
+			return &httpErr{0, "still serving serial " + got.String()}
+		}
+		return nil
+	})
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Start returned %v after shutdown", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not stop")
+	}
+}
+
+type httpErr struct {
+	code int
+	body string
+}
+
+func (e *httpErr) Error() string { return strconv.Itoa(e.code) + " " + e.body }
