@@ -187,7 +187,7 @@ func (in *injection) run() Result {
 			changed = in.ensureNodeOptions(c, set) || changed
 		}
 	}
-	changed = ensureInitContainerFirst(spec, in.initContainer(set, mount)) || changed
+	changed = ensureInitContainerFirst(spec, in.initContainer(set, mount, guaranteed(in.pod))) || changed
 	changed = ensureAnnotations(&out.ObjectMeta, [][2]string{
 		{AnnotationStatus, StatusInjected},
 		{AnnotationChain, guards.DefaultSHA256()},
@@ -469,7 +469,7 @@ func hasRequire(tokens []string, file string) bool {
 }
 
 // initContainer is the guardchain-init container for these settings.
-func (in *injection) initContainer(set podSettings, mount corev1.VolumeMount) corev1.Container {
+func (in *injection) initContainer(set podSettings, mount corev1.VolumeMount, keepGuaranteed bool) corev1.Container {
 	o := set.opts
 	env := []corev1.EnvVar{
 		{Name: "GUARDCHAIN_DIR", Value: TmpPath},
@@ -488,13 +488,56 @@ func (in *injection) initContainer(set podSettings, mount corev1.VolumeMount) co
 		ImagePullPolicy: in.cfg.ImagePullPolicy,
 		Args:            []string{"emit"},
 		Env:             env,
-		Resources:       *in.cfg.Resources.DeepCopy(),
+		Resources:       initResources(in.cfg.Resources, keepGuaranteed),
 		VolumeMounts:    []corev1.VolumeMount{{Name: mount.Name, MountPath: TmpPath, SubPath: mount.SubPath}},
 		SecurityContext: securityContext(set.policy),
 		// The message kubectl shows when emit fails is its one-line error.
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
 	}
+}
+
+// initResources are config's, except in a Guaranteed pod: there requests are
+// raised to the limits, so adding the init container never demotes the pod's
+// QoS class (and its eviction order) to Burstable.
+func initResources(r corev1.ResourceRequirements, keepGuaranteed bool) corev1.ResourceRequirements {
+	out := *r.DeepCopy()
+	if !keepGuaranteed {
+		return out
+	}
+	if out.Requests == nil {
+		out.Requests = corev1.ResourceList{}
+	}
+	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		if l, ok := out.Limits[name]; ok {
+			out.Requests[name] = l.DeepCopy()
+		}
+	}
+	return out
+}
+
+// guaranteed reports whether every container of the pod has CPU and memory
+// limits equal to its requests (the Guaranteed QoS class); our own init
+// container does not count.
+func guaranteed(p *corev1.Pod) bool {
+	all := append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...)
+	seen := false
+	for _, c := range all {
+		if c.Name == InitContainerName {
+			continue
+		}
+		seen = true
+		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			l, ok := c.Resources.Limits[name]
+			if !ok {
+				return false
+			}
+			if req, ok := c.Resources.Requests[name]; ok && req.Cmp(l) != 0 {
+				return false
+			}
+		}
+	}
+	return seen
 }
 
 // securityContext is the least the policy needs: root (uid 0, no
