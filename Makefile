@@ -6,7 +6,11 @@ LDFLAGS := -s -w -X github.com/guardchain/guardchain/internal/version.Version=$(
 BIN := bin
 FUZZTIME ?= 10s
 
-.PHONY: help build test test-unit fuzz-short lint bench demo demo-emit clean
+# Binaries the tests run, built from pinned modules into a cache (deploy/tools).
+TOOLS ?= kube-apiserver etcd kubectl
+UNIT_PKGS = $$($(GO) list ./... | grep -v /webhook/controlplane)
+
+.PHONY: help build test test-unit test-integration test-integration-bench fuzz-short lint bench demo demo-emit tools tools-dir clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -19,7 +23,20 @@ lint: ## gofmt and go vet
 	$(GO) vet ./...
 
 test-unit: ## unit, real-node and filesystem tests
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 $(UNIT_PKGS)
+
+tools: ## build $(TOOLS) from the pinned modules in deploy/tools into the cache
+	deploy/tools/build.sh $(TOOLS)
+
+tools-dir: ## print the cache directory that holds the tools (make -s tools-dir)
+	@deploy/tools/build.sh $(TOOLS)
+
+test-integration: ## the webhook through a real etcd + kube-apiserver (builds them on first use)
+	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver etcd kubectl) $(GO) test -count=1 ./webhook/controlplane/...
+
+test-integration-bench: ## admission latency through the real API server, with and without guardchain
+	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver etcd kubectl) \
+	  $(GO) test -run '^$$' -bench . -benchtime 500x -count 3 ./webhook/controlplane/
 
 fuzz-short: ## a short run of every fuzz target from its committed seed corpus
 	@set -e; for pkg in $$($(GO) list ./...); do \
@@ -28,10 +45,10 @@ fuzz-short: ## a short run of every fuzz target from its committed seed corpus
 	    $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME); \
 	  done; done
 
-test: lint test-unit fuzz-short ## everything CI runs
+test: lint test-unit test-integration fuzz-short ## everything CI runs
 
-bench: ## benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: ## benchmarks (each reported beside its baseline in the same run)
+	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
 
 demo: build ## the main job: inject the OpenShell sandbox example offline, no cluster needed
 	$(BIN)/guardchain-webhook inject -f deploy/examples/openshell-sandbox-pod.yaml

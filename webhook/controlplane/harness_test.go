@@ -55,8 +55,9 @@ func freePort(t testing.TB) int {
 
 // running is a webhook server in this process.
 type running struct {
-	port int
-	stop func()
+	port    int
+	stop    func()
+	metrics *prometheus.Registry
 }
 
 func certDir(t testing.TB) string {
@@ -101,12 +102,15 @@ func serve(t testing.TB, srv starter, port int) *running {
 func startWebhook(t testing.TB, cfg webhook.Config) *running {
 	t.Helper()
 	port := freePort(t)
+	reg := prometheus.NewRegistry()
 	srv, err := webhook.NewServer(webhook.ServerOptions{Config: cfg, Log: logr.Discard(), Host: "127.0.0.1", Port: port,
-		CertDir: certDir(t), ProbeAddr: "0", Registry: prometheus.NewRegistry()})
+		CertDir: certDir(t), ProbeAddr: "0", Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serve(t, srv, port)
+	r := serve(t, srv, port)
+	r.metrics = reg
+	return r
 }
 
 func waitFor(t testing.TB, what string, f func() error) {
