@@ -145,7 +145,9 @@ func SameNames(cert *x509.Certificate, names []string) bool {
 	return slices.Equal(a, b)
 }
 
-func pemCert(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
 
 // ParseCerts reads every certificate of a PEM bundle.
 func ParseCerts(bundle []byte) ([]*x509.Certificate, error) {
