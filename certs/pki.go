@@ -170,3 +170,13 @@ func ParseCerts(bundle []byte) ([]*x509.Certificate, error) {
 	}
 	return out, nil
 }
+
+// ServiceDNSNames are the names the API server may use for a Service.
+func ServiceDNSNames(service, namespace string) []string {
+	return []string{
+		service + "." + namespace + ".svc",
+		service + "." + namespace + ".svc.cluster.local",
+		service + "." + namespace,
+		service,
+	}
+}

@@ -13,13 +13,17 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/go-logr/logr"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/guardchain/guardchain/certs"
 	"github.com/guardchain/guardchain/guards"
 	"github.com/guardchain/guardchain/internal/version"
 	"github.com/guardchain/guardchain/webhook"
@@ -81,6 +85,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	certDir := fs.String("cert-dir", "/etc/guardchain/tls", "directory with tls.crt and tls.key (reloaded on change)")
 	port := fs.Int("port", 9443, "TLS port for admissions")
 	probeAddr := fs.String("probe-addr", ":8081", "address for /healthz, /readyz and /metrics")
+	certMode := fs.String("cert-mode", "files", "files (cert-manager or any tool writes --cert-dir) or selfManaged")
+	certSecret := fs.String("cert-secret", "guardchain-tls", "selfManaged: the Secret that holds the CA and serving certificate")
+	namespace := fs.String("namespace", os.Getenv("POD_NAMESPACE"), "selfManaged: namespace of the Secret and Service (env POD_NAMESPACE)")
+	service := fs.String("service", "guardchain", "selfManaged: the webhook Service, for the certificate's DNS names")
+	webhookConfig := fs.String("webhook-config", "guardchain", "selfManaged: the MutatingWebhookConfiguration whose caBundle is kept")
 	logFormat := fs.String("log-format", "json", "json or text")
 	logLevel := fs.Int("v", 0, "log verbosity (1 logs every admission)")
 	if err := fs.Parse(args); err != nil {
@@ -98,13 +107,65 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := webhook.NewServer(webhook.ServerOptions{
-		Config: cfg, Log: log, Port: *port, CertDir: *certDir, ProbeAddr: *probeAddr, Registry: ctrlmetrics.Registry,
-	})
+	opts := webhook.ServerOptions{Config: cfg, Log: log, Port: *port, CertDir: *certDir, ProbeAddr: *probeAddr, Registry: ctrlmetrics.Registry}
+	var mgr *certs.Manager
+	switch *certMode {
+	case "files":
+	case "selfManaged":
+		if *namespace == "" {
+			return usageError{errors.New("--cert-mode selfManaged needs --namespace (or POD_NAMESPACE)")}
+		}
+		restCfg, err := ctrlconfig.GetConfig()
+		if err != nil {
+			return fmt.Errorf("selfManaged certificates need API access: %w", err)
+		}
+		client, err := kubernetes.NewForConfig(restCfg)
+		if err != nil {
+			return err
+		}
+		mgr, err = certs.NewManager(certs.Options{
+			Client: client, Namespace: *namespace, SecretName: *certSecret, WebhookConfigName: *webhookConfig,
+			DNSNames: certs.ServiceDNSNames(*service, *namespace), CertDir: *certDir,
+			Log: log.WithName("certs"), Registry: ctrlmetrics.Registry,
+		})
+		if err != nil {
+			return usageError{err}
+		}
+		// The server reads its files on start: the first certificate must exist.
+		if err := waitFirstCert(ctx, mgr, log); err != nil {
+			return err
+		}
+		opts.Ready = mgr.Ready
+	default:
+		return usageError{fmt.Errorf("--cert-mode %q: want files or selfManaged", *certMode)}
+	}
+	srv, err := webhook.NewServer(opts)
 	if err != nil {
 		return err
 	}
+	if mgr != nil {
+		go func() { _ = mgr.Start(ctx, time.Minute) }()
+	}
 	return srv.Start(ctx)
+}
+
+// waitFirstCert reconciles until a certificate is written, retrying with
+// backoff: at install time the webhook configuration may not exist yet.
+func waitFirstCert(ctx context.Context, mgr *certs.Manager, log logr.Logger) error {
+	delay := time.Second
+	for {
+		_, err := mgr.Reconcile(ctx)
+		if err == nil {
+			return nil
+		}
+		log.Error(err, "creating the first certificate; retrying", "in", delay.String())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
 }
 
 func newLogger(format string, level int, w io.Writer) (logr.Logger, error) {
