@@ -10,7 +10,13 @@ FUZZTIME ?= 10s
 TOOLS ?= kube-apiserver etcd kubectl
 UNIT_PKGS = $$($(GO) list ./... | grep -v /webhook/controlplane)
 
-.PHONY: help build test test-unit test-integration test-integration-bench fuzz-short lint bench demo demo-emit tools tools-dir clean
+IMAGES_DIR ?= _out/images
+E2E_TAG ?= e2e
+KIND ?= kind
+KEEP ?= 0
+
+.PHONY: help build test test-unit test-integration test-integration-bench fuzz-short lint bench demo demo-emit tools tools-dir \
+	images images-oci e2e e2e-local clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -58,5 +64,32 @@ demo-emit: build ## emit the guard chain into a scratch directory, verify it and
 	  $(BIN)/initguards verify --dir "$$d" --ownership uid:$$(id -u) && ls -l "$$d" && \
 	  $(BIN)/initguards print chain && rm -rf "$$d"
 
+images: ## docker buildx: multi-arch webhook and init images (IMAGE_PREFIX, E2E_TAG, PLATFORMS; needs Docker)
+	docker buildx build -f Dockerfile.webhook --platform $${PLATFORMS:-linux/amd64,linux/arm64} --build-arg VERSION=$(VERSION) \
+	  -t $${IMAGE_PREFIX:-ghcr.io/guardchain}/guardchain-webhook:$(E2E_TAG) $${PUSH:+--push} .
+	docker buildx build -f Dockerfile.init --platform $${PLATFORMS:-linux/amd64,linux/arm64} --build-arg VERSION=$(VERSION) \
+	  -t $${IMAGE_PREFIX:-ghcr.io/guardchain}/initguards:$(E2E_TAG) $${PUSH:+--push} .
+
+images-oci: ## the same images as OCI archives without Docker (umoci), plus the e2e node and pause images
+	deploy/images/build.sh $(IMAGES_DIR) $(E2E_TAG)
+
+e2e: ## kind (needs Docker): create a cluster, load the images, run the e2e suite, delete it (KEEP=1 keeps it)
+	$(KIND) create cluster --config deploy/kind/cluster.yaml --kubeconfig _out/kind.kubeconfig
+	set -e; trap '[ "$(KEEP)" = 1 ] || $(KIND) delete cluster --name guardchain-e2e' EXIT; \
+	for f in Dockerfile.webhook:guardchain-webhook Dockerfile.init:initguards deploy/e2e/Dockerfile.node-sandbox:node-sandbox; do \
+	  docker buildx build --load -f $${f%%:*} -t localhost/guardchain/$${f##*:}:$(E2E_TAG) . ; \
+	  $(KIND) load docker-image --name guardchain-e2e localhost/guardchain/$${f##*:}:$(E2E_TAG); done; \
+	KUBECONFIG=$(CURDIR)/_out/kind.kubeconfig GUARDCHAIN_E2E_TOOLS=$$(deploy/tools/build.sh kubectl helm) \
+	  GUARDCHAIN_E2E_PULL_POLICY=IfNotPresent $(GO) test -tags e2e -count=1 -v -timeout 20m ./deploy/e2e/
+
+e2e-local: ## the e2e suite on a real single-node cluster on this machine (root; see deploy/local)
+	@tools=$$(deploy/tools/build.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd helm) && \
+	start=$$(date +%s) && deploy/images/build.sh $(IMAGES_DIR) $(E2E_TAG) && echo "e2e-local: images $$(( $$(date +%s) - start )) s" && \
+	trap 'deploy/local/cluster.sh down' EXIT && \
+	start=$$(date +%s) && TOOLS=$$tools deploy/local/cluster.sh up $(IMAGES_DIR) && echo "e2e-local: cluster up $$(( $$(date +%s) - start )) s" && \
+	start=$$(date +%s) && KUBECONFIG=$${GUARDCHAIN_LOCAL_STATE:-/tmp/guardchain-local}/admin.kubeconfig GUARDCHAIN_E2E_TOOLS=$$tools \
+	  GUARDCHAIN_E2E_VALUES=$(CURDIR)/deploy/local/values.yaml $(GO) test -tags e2e -count=1 -v -timeout 20m ./deploy/e2e/ && \
+	echo "e2e-local: suite $$(( $$(date +%s) - start )) s"
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) _out

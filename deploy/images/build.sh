@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Builds guardchain's images as OCI archives without a Docker engine (umoci),
+# with the entrypoint, user and labels of Dockerfile.webhook and
+# Dockerfile.init, plus the two the local test cluster needs: a node image for
+# sandbox-shaped pods and a pause image. containerd imports the archives.
+#
+#   usage: deploy/images/build.sh OUT_DIR [TAG]      (TAG default: e2e)
+#   gives: OUT_DIR/{guardchain-webhook,initguards,node-sandbox,pause}.oci.tar
+set -euo pipefail
+out=$(mkdir -p "$1" && cd "$1" && pwd)
+tag=${2:-e2e}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+version=$(git -C "$root" describe --tags --always --dirty 2>/dev/null || echo dev)
+for tool in umoci busybox; do
+  command -v $tool >/dev/null || { echo "images: $tool is missing (apt-get install umoci busybox-static)" >&2; exit 1; }
+done
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+log() { echo "images: $*" >&2; }
+
+export CGO_ENABLED=0
+ld="-s -w -X github.com/guardchain/guardchain/internal/version.Version=$version"
+(cd "$root" && go build -trimpath -ldflags "$ld" -o "$work/bin/" ./webhook/cmd/guardchain-webhook ./initguards/cmd/initguards ./deploy/images/pause)
+
+# rootfs DIR: the minimum a static binary needs (passwd for the user name, /tmp).
+rootfs() {
+  mkdir -p "$1"/etc "$1"/tmp
+  printf 'root:x:0:0:root:/root:/bin/sh\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > "$1/etc/passwd"
+  printf 'root:x:0:\nnonroot:x:65532:\n' > "$1/etc/group"
+  chmod 1777 "$1/tmp"
+}
+
+# image NAME ROOTFS USER ENTRYPOINT...: pack ROOTFS as NAME:TAG.
+image() {
+  local name=$1 src=$2 user=$3; shift 3
+  local oci="$work/oci-$name" bundle="$work/bundle-$name"
+  umoci init --layout "$oci"
+  umoci new --image "$oci:$tag"
+  umoci unpack --rootless --image "$oci:$tag" "$bundle" >/dev/null
+  cp -a "$src/." "$bundle/rootfs/"
+  umoci repack --image "$oci:$tag" "$bundle"
+  local args=(--image "$oci:$tag" --os linux --architecture amd64 --config.user "$user"
+    --config.label "org.opencontainers.image.title=$name"
+    --config.label "org.opencontainers.image.version=$version"
+    --config.label "org.opencontainers.image.source=https://github.com/guardchain/guardchain"
+    --config.label "org.opencontainers.image.licenses=Apache-2.0")
+  for e in "$@"; do args+=(--config.entrypoint "$e"); done
+  umoci config "${args[@]}"
+  umoci gc --layout "$oci"
+  (cd "$oci" && tar -cf "$out/$name.oci.tar" .)
+  log "built $out/$name.oci.tar"
+}
+
+rootfs "$work/rootfs-webhook"; cp "$work/bin/guardchain-webhook" "$work/rootfs-webhook/guardchain-webhook"
+image guardchain-webhook "$work/rootfs-webhook" 65532 /guardchain-webhook
+
+rootfs "$work/rootfs-init"; cp "$work/bin/initguards" "$work/rootfs-init/initguards"
+image initguards "$work/rootfs-init" 65532 /initguards
+
+rootfs "$work/rootfs-pause"; cp "$work/bin/pause" "$work/rootfs-pause/pause"
+image pause "$work/rootfs-pause" 65532 /pause
+
+# node-sandbox: the host's node with the shared libraries it links, busybox
+# for sh and coreutils, and initguards for checks inside a sandbox pod.
+r="$work/rootfs-node"; rootfs "$r"; mkdir -p "$r/bin" "$r/usr/bin"
+node=$(readlink -f "$(command -v node)")
+cp "$node" "$r/usr/bin/node"
+for lib in $(ldd "$node" | grep -o '/[^ ]*'); do mkdir -p "$r$(dirname "$lib")"; cp -L "$lib" "$r$lib"; done
+cp "$(command -v busybox)" "$r/bin/busybox"
+for a in $("$r/bin/busybox" --list); do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
+cp "$work/bin/initguards" "$r/usr/bin/initguards"
+printf 'sandbox:x:1000:1000:sandbox:/tmp:/bin/sh\n' >> "$r/etc/passwd"; printf 'sandbox:x:1000:\n' >> "$r/etc/group"
+image node-sandbox "$r" 0 /bin/sh
