@@ -187,6 +187,12 @@ func TestE2E(t *testing.T) {
 		}
 	})
 
+	t.Run("helm test verifies a sandbox-shaped pod's chain", func(t *testing.T) {
+		done := step(t, "helm test")
+		e.must(t, "helm", "test", release, "-n", releaseNS, "--timeout", "2m")
+		done()
+	})
+
 	t.Run("a pod outside the selector is untouched", func(t *testing.T) {
 		p := e.plainPod("outside", nil)
 		got, err := e.cs.CoreV1().Pods(otherNS).Create(ctx, p, metav1.CreateOptions{})
