@@ -56,66 +56,53 @@ func newKey() (*ecdsa.PrivateKey, []byte, error) {
 	return key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-func serial() (*big.Int, error) {
-	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-}
-
-// NewCA makes a self-signed CA valid from now (less a minute, for clock skew)
-// for validity.
-func NewCA(commonName string, now time.Time, validity time.Duration) (KeyPair, error) {
+// issue signs tmpl (given a fresh key, serial and validity from now, less a
+// minute for clock skew) with parent and parentKey; a nil parent self-signs.
+func issue(tmpl, parent *x509.Certificate, parentKey crypto.Signer, now time.Time, validity time.Duration) (KeyPair, error) {
 	key, keyPEM, err := newKey()
 	if err != nil {
 		return KeyPair{}, err
 	}
-	sn, err := serial()
-	if err != nil {
-		return KeyPair{}, err
+	if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)); err != nil {
+		return KeyPair{}, fmt.Errorf("making a serial number: %w", err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          sn,
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Minute), now.Add(validity)
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("signing %s: %w", tmpl.Subject.CommonName, err)
+	}
+	return KeyPair{CertPEM: pemCert(der), KeyPEM: keyPEM}, nil
+}
+
+// NewCA makes a self-signed CA valid for validity.
+func NewCA(commonName string, now time.Time, validity time.Duration) (KeyPair, error) {
+	return issue(&x509.Certificate{
 		Subject:               pkix.Name{CommonName: commonName},
-		NotBefore:             now.Add(-time.Minute),
-		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return KeyPair{}, fmt.Errorf("signing CA: %w", err)
-	}
-	return KeyPair{CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: keyPEM}, nil
+	}, nil, nil, now, validity)
 }
 
 // NewServing makes a serving certificate for dnsNames signed by ca.
 func NewServing(ca KeyPair, dnsNames []string, now time.Time, validity time.Duration) (KeyPair, error) {
+	if len(dnsNames) == 0 {
+		return KeyPair{}, errors.New("a serving certificate needs at least one DNS name")
+	}
 	caCert, caKey, err := ca.Parsed()
 	if err != nil {
 		return KeyPair{}, fmt.Errorf("reading CA: %w", err)
 	}
-	key, keyPEM, err := newKey()
-	if err != nil {
-		return KeyPair{}, err
-	}
-	sn, err := serial()
-	if err != nil {
-		return KeyPair{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: sn,
-		Subject:      pkix.Name{CommonName: dnsNames[0]},
-		DNSNames:     dnsNames,
-		NotBefore:    now.Add(-time.Minute),
-		NotAfter:     now.Add(validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey)
-	if err != nil {
-		return KeyPair{}, fmt.Errorf("signing serving certificate: %w", err)
-	}
-	return KeyPair{CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: keyPEM}, nil
+	return issue(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: dnsNames[0]},
+		DNSNames:    dnsNames,
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, caCert, caKey, now, validity)
 }
 
 // CheckServing says why pair cannot serve dnsNames at now, trusted by

@@ -21,6 +21,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/guardchain/guardchain/certs"
+	"github.com/guardchain/guardchain/internal/testwait"
 )
 
 func freePort(t *testing.T) int {
@@ -44,21 +45,6 @@ func writePair(t *testing.T, dir string, kp certs.KeyPair) {
 		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-func eventually(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -96,7 +82,7 @@ func TestServerServesTLSProbesMetricsAndRotatedCerts(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b), nil
 	}
-	eventually(t, "readyz", func() error {
+	testwait.Until(t, "readyz", 20*time.Second, func() error {
 		code, body, err := get("/readyz")
 		if err == nil && code != 200 {
 			err = &httpErr{code, body}
@@ -133,7 +119,7 @@ func TestServerServesTLSProbesMetricsAndRotatedCerts(t *testing.T) {
 	leaf2, _ := certs.NewServing(ca, []string{"localhost"}, now, 2*time.Hour)
 	writePair(t, certDir, leaf2)
 	want, _, _ := leaf2.Parsed()
-	eventually(t, "serving the rotated certificate", func() error {
+	testwait.Until(t, "serving the rotated certificate", 20*time.Second, func() error {
 		conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port), &tls.Config{RootCAs: pool, ServerName: "localhost"})
 		if err != nil {
 			return err

@@ -37,6 +37,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
+	"github.com/guardchain/guardchain/internal/testwait"
 	"github.com/guardchain/guardchain/webhook"
 )
 
@@ -264,17 +265,7 @@ func envOf(cs []corev1.Container, container, name string) string {
 
 func waitFor(t *testing.T, what string, limit time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	testwait.Until(t, what, limit, f)
 }
 
 // probe.js prints, from the gateway's first line, which preloads ran, then

@@ -26,6 +26,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/guardchain/guardchain/certs"
+	"github.com/guardchain/guardchain/internal/testwait"
 	"github.com/guardchain/guardchain/webhook"
 )
 
@@ -115,17 +116,7 @@ func startWebhook(t testing.TB, cfg webhook.Config) *running {
 
 func waitFor(t testing.TB, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testwait.Until(t, what, 30*time.Second, f)
 }
 
 // clientConfig points the API server at a local server's path.
