@@ -19,7 +19,7 @@ KEEP ?= 0
 	images images-oci e2e e2e-local clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
 
 build: ## static binaries in bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./initguards/cmd/initguards ./webhook/cmd/guardchain-webhook
@@ -51,7 +51,7 @@ fuzz-short: ## a short run of every fuzz target from its committed seed corpus
 	    $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME); \
 	  done; done
 
-test: lint test-unit test-integration fuzz-short ## everything CI runs
+test: lint test-unit test-integration fuzz-short ## lint, unit, control-plane and fuzz tests (CI then runs e2e-local)
 
 bench: ## benchmarks (each reported beside its baseline in the same run)
 	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
