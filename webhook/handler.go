@@ -58,15 +58,19 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	resp = resp.WithWarnings(res.Warnings()...)
 
 	h.count(res.Outcome, res.Reason)
-	log := h.Log.WithValues("namespace", req.Namespace, "pod", podLogName(&pod, req.Name), "uid", string(req.UID),
-		"outcome", string(res.Outcome), "dryRun", req.DryRun != nil && *req.DryRun)
-	if res.Reason != ReasonNone {
-		log = log.WithValues("reason", string(res.Reason))
+	// Every note is logged; a plain admission only at -v=1 (the hot path
+	// builds no logger when nothing is to be said).
+	if len(res.Notes) > 0 || h.Log.V(1).Enabled() {
+		log := h.Log.WithValues("namespace", req.Namespace, "pod", podLogName(&pod, req.Name), "uid", string(req.UID),
+			"outcome", string(res.Outcome), "dryRun", req.DryRun != nil && *req.DryRun)
+		if res.Reason != ReasonNone {
+			log = log.WithValues("reason", string(res.Reason))
+		}
+		for _, n := range res.Notes {
+			log.Info(n.Message, "note", string(n.Reason))
+		}
+		log.V(1).Info("admitted")
 	}
-	for _, n := range res.Notes {
-		log.Info(n.Message, "note", string(n.Reason))
-	}
-	log.V(1).Info("admitted")
 	return resp
 }
 
