@@ -11,6 +11,7 @@ import (
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -247,10 +248,12 @@ func TestHandlerRawReviews(t *testing.T) {
 	}
 }
 
-func TestHandlerDenialCarriesReasonInWarningAndMetric(t *testing.T) {
+func TestHandlerDenialCarriesReasonInWarningLogAndMetric(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, _ := NewMetrics(reg)
-	h := &Handler{Config: Default(), Log: logr.Discard(), Metrics: m}
+	var logs []string
+	log := funcr.New(func(prefix, args string) { logs = append(logs, args) }, funcr.Options{})
+	h := &Handler{Config: Default(), Log: log, Metrics: m}
 	pod := readPod(t, "testdata/tmp-hostpath-deny.yaml")
 	resp := h.Handle(context.Background(), createRequest(podJSON(t, pod)))
 	if resp.Allowed || resp.Result.Code != http.StatusForbidden {
@@ -261,5 +264,8 @@ func TestHandlerDenialCarriesReasonInWarningAndMetric(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(m.Admissions.WithLabelValues("denied", "tmp-volume-not-emptydir")); n != 1 {
 		t.Errorf("denied counter = %v", n)
+	}
+	if len(logs) != 1 || !strings.Contains(logs[0], `"note"="tmp-volume-not-emptydir"`) || !strings.Contains(logs[0], "which is a hostPath") {
+		t.Errorf("log lines %q, want one naming the reason", logs)
 	}
 }
