@@ -15,7 +15,7 @@ E2E_TAG ?= e2e
 KIND ?= kind
 KEEP ?= 0
 
-.PHONY: help build test test-unit test-integration test-integration-bench fuzz-short lint bench demo demo-emit tools tools-dir \
+.PHONY: help build test test-unit test-integration test-integration-bench fuzz-short lint bench measure-emit demo demo-emit tools tools-dir \
 	images images-oci e2e e2e-local clean
 
 help: ## list the targets
@@ -55,6 +55,12 @@ test: lint test-unit test-integration fuzz-short ## lint, unit, control-plane an
 
 bench: ## benchmarks (each reported beside its baseline in the same run)
 	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
+
+measure-emit: build ## median wall time of the whole initguards process (first emit, re-emit) beside /bin/true, 300 runs each
+	@med() { for i in $$(seq 300); do s=$$(date +%s%N); "$$@" >/dev/null; echo $$(( $$(date +%s%N) - s )); done | sort -n | sed -n 150p; }; \
+	d=$$(mktemp -d); mkdir -p $$(seq -f "$$d/%g" 300); first() { bin/initguards emit --dir "$$d/$$i"; }; \
+	t=$$(med /bin/true); f=$$(med first); bin/initguards emit --dir "$$d" >/dev/null; r=$$(med bin/initguards emit --dir "$$d"); rm -rf "$$d"; \
+	echo "median: /bin/true $$((t/1000)) us, first emit $$((f/1000)) us, re-emit $$((r/1000)) us; initguards $$(stat -c %s bin/initguards) bytes"
 
 demo: build ## the main job: inject the OpenShell sandbox example offline, no cluster needed
 	$(BIN)/guardchain-webhook inject -f deploy/examples/openshell-sandbox-pod.yaml
