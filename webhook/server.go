@@ -40,6 +40,10 @@ type ServerOptions struct {
 	// Ready, when set, must also pass for /readyz (for example: a valid
 	// certificate is being served).
 	Ready func(*http.Request) error
+	// Prepare, when set, runs after the probes are served and before the
+	// TLS endpoint starts (which needs its certificate files): /healthz
+	// answers while, say, the first certificate is being made.
+	Prepare func(context.Context) error
 }
 
 // Server is the running webhook.
@@ -126,6 +130,12 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		}()
 	}
+	if s.opts.Prepare != nil {
+		if err := s.opts.Prepare(ctx); err != nil {
+			s.shutdownProbes()
+			return err
+		}
+	}
 	go func() { errc <- s.webhook.Start(ctx) }()
 	s.opts.Log.Info("serving", "port", s.opts.Port, "path", MutatePath, "probes", s.ProbeAddr(), "certDir", s.opts.CertDir)
 
@@ -135,12 +145,16 @@ func (s *Server) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		err = <-errc // the webhook server drains on ctx's end
 	}
+	s.shutdownProbes()
+	return err
+}
+
+func (s *Server) shutdownProbes() {
 	if s.probe != nil {
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = s.probe.Shutdown(shutdown)
 	}
-	return err
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -55,13 +55,20 @@ func TestServerServesTLSProbesMetricsAndRotatedCerts(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaf1, _ := certs.NewServing(ca, []string{"localhost"}, now, time.Hour)
-	certDir := t.TempDir()
-	writePair(t, certDir, leaf1)
 
 	reg := prometheus.NewRegistry()
 	port := freePort(t)
+	// The first certificate arrives during Prepare, as in selfManaged mode;
+	// /healthz answers meanwhile and /readyz does not.
+	certDir := t.TempDir()
+	prepared := make(chan struct{})
 	srv, err := NewServer(ServerOptions{Config: Default(), Log: logr.Discard(), Host: "127.0.0.1", Port: port,
-		CertDir: certDir, ProbeAddr: "127.0.0.1:0", Registry: reg})
+		CertDir: certDir, ProbeAddr: "127.0.0.1:0", Registry: reg,
+		Prepare: func(ctx context.Context) error {
+			<-prepared
+			writePair(t, certDir, leaf1)
+			return nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +89,17 @@ func TestServerServesTLSProbesMetricsAndRotatedCerts(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b), nil
 	}
+	testwait.Until(t, "healthz before the certificate", 20*time.Second, func() error {
+		code, _, err := get("/healthz")
+		if err == nil && code != 200 {
+			err = &httpErr{code, "healthz"}
+		}
+		return err
+	})
+	if code, _, err := get("/readyz"); err != nil || code != http.StatusServiceUnavailable {
+		t.Errorf("readyz before the certificate: %d %v, want 503", code, err)
+	}
+	close(prepared)
 	testwait.Until(t, "readyz", 20*time.Second, func() error {
 		code, body, err := get("/readyz")
 		if err == nil && code != 200 {

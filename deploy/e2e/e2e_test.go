@@ -34,6 +34,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
@@ -48,7 +49,13 @@ const (
 	otherNS   = "e2e-other"
 )
 
+// warnings collects the API server's warnings for one client.
+type warnings struct{ msgs []string }
+
+func (w *warnings) HandleWarningHeader(_ int, _ string, text string) { w.msgs = append(w.msgs, text) }
+
 type env struct {
+	cfg                *rest.Config
 	cs                 *kubernetes.Clientset
 	tools, prefix, tag string
 	pull               corev1.PullPolicy
@@ -67,6 +74,7 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.cfg = cfg
 	if e.cs, err = kubernetes.NewForConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -210,9 +218,19 @@ func TestE2E(t *testing.T) {
 			p.Spec.Volumes = []corev1.Volume{{Name: "host-tmp", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/tmp"}}}}
 			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "host-tmp", MountPath: "/tmp"}}
 		})
-		_, err := e.cs.CoreV1().Pods(sandboxNS).Create(ctx, p, metav1.CreateOptions{})
+		w := &warnings{}
+		cfg := rest.CopyConfig(e.cfg)
+		cfg.WarningHandler = w
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = cs.CoreV1().Pods(sandboxNS).Create(ctx, p, metav1.CreateOptions{})
 		if err == nil || !strings.Contains(err.Error(), "mounts /tmp from volume host-tmp, which is a hostPath") {
 			t.Errorf("create: %v, want a denial naming the hostPath", err)
+		}
+		if len(w.msgs) != 1 || !strings.HasSuffix(w.msgs[0], "[tmp-volume-not-emptydir]") {
+			t.Errorf("warnings %q, want the reason", w.msgs)
 		}
 	})
 

@@ -131,10 +131,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return usageError{err}
 		}
-		// The server reads its files on start: the first certificate must exist.
-		if err := waitFirstCert(ctx, mgr, log); err != nil {
-			return err
-		}
+		// The TLS endpoint reads its files on start: the first certificate
+		// must exist by then; probes are already served meanwhile.
+		opts.Prepare = func(ctx context.Context) error { return waitFirstCert(ctx, mgr, log) }
 		opts.Ready = mgr.Ready
 	default:
 		return usageError{fmt.Errorf("--cert-mode %q: want files or selfManaged", *certMode)}
