@@ -106,6 +106,9 @@ func injectDocument(doc []byte, cfg Config) ([]byte, []OfflineNote, error) {
 	if head.Kind == "" || head.APIVersion == "" {
 		return nil, nil, errors.New("not a Kubernetes object: apiVersion and kind are required")
 	}
+	if head.APIVersion == "v1" && head.Kind == "List" {
+		return injectList(js, cfg)
+	}
 	name := head.Kind + " " + strings.TrimPrefix(head.Metadata.Namespace+"/"+head.Metadata.Name, "/")
 	base, ok := templatePaths[head.APIVersion+"/"+head.Kind]
 	if !ok {
@@ -151,6 +154,42 @@ func injectDocument(doc []byte, cfg Config) ([]byte, []OfflineNote, error) {
 		return nil, notes, fmt.Errorf("%s: encoding YAML: %w", name, err)
 	}
 	return out, notes, nil
+}
+
+// injectList injects each item of a v1 List (what kubectl get -o yaml prints).
+func injectList(js []byte, cfg Config) ([]byte, []OfflineNote, error) {
+	var list map[string]any
+	if err := json.Unmarshal(js, &list); err != nil {
+		return nil, nil, err
+	}
+	items, _ := list["items"].([]any)
+	var notes []OfflineNote
+	for i, item := range items {
+		b, err := json.Marshal(item)
+		if err != nil {
+			return nil, notes, err
+		}
+		out, itemNotes, err := injectDocument(b, cfg)
+		notes = append(notes, itemNotes...)
+		if err != nil {
+			return nil, notes, fmt.Errorf("item %d: %w", i, err)
+		}
+		outJS, err := yaml.YAMLToJSON(out)
+		if err != nil {
+			return nil, notes, err
+		}
+		var v any
+		if err := json.Unmarshal(outJS, &v); err != nil {
+			return nil, notes, err
+		}
+		items[i] = v
+	}
+	b, err := json.Marshal(list)
+	if err != nil {
+		return nil, notes, err
+	}
+	out, err := yaml.JSONToYAML(b)
+	return out, notes, err
 }
 
 // templatePod reads the pod template at base (a JSON pointer) as a Pod, and

@@ -124,3 +124,36 @@ func TestInjectManifestsErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestInjectManifestsList(t *testing.T) {
+	in := `apiVersion: v1
+kind: List
+items:
+- apiVersion: apps/v1
+  kind: StatefulSet
+  metadata: {name: gw, namespace: openshell}
+  spec:
+    serviceName: gw
+    selector: {matchLabels: {app: gw}}
+    template:
+      metadata: {labels: {app: gw}}
+      spec: {containers: [{name: agent, image: node}]}
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: c}
+  data: {a: b}
+`
+	var out bytes.Buffer
+	if _, err := InjectManifests(strings.NewReader(in), &out, Default()); err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Items []map[string]any `json:"items"`
+	}
+	if err := yaml.Unmarshal(out.Bytes(), &list); err != nil || len(list.Items) != 2 {
+		t.Fatalf("output %s: %v", out.String(), err)
+	}
+	if !strings.Contains(out.String(), "name: "+InitContainerName) || list.Items[1]["kind"] != "ConfigMap" {
+		t.Errorf("the StatefulSet in the List was not injected, or the ConfigMap was lost:\n%s", out.String())
+	}
+}

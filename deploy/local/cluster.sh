@@ -167,6 +167,8 @@ up() {
   [ "$(id -u)" = 0 ] || { echo "local: needs root" >&2; exit 1; }
   for c in containerd runc openssl unshare nsenter; do command -v $c >/dev/null || { echo "local: $c is missing" >&2; exit 1; }; done
   [ -x /usr/lib/cni/bridge ] || { echo "local: CNI plugins missing (apt-get install containernetworking-plugins)" >&2; exit 1; }
+  # A run that died without tearing down leaves state (etcd data, PIDs): clear it.
+  if [ -d "$S" ]; then log "clearing the state of an earlier run"; down; fi
   write_configs; gen_pki
   # cgroups under /guardchain-local only; v1 cpuset children need cpus and mems.
   for h in /sys/fs/cgroup/*/; do [ -f "$h/cgroup.procs" ] && mkdir -p "$h/guardchain-local"; done
