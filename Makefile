@@ -28,8 +28,8 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-test-unit: ## unit, real-node and filesystem tests
-	$(GO) test -count=1 $(UNIT_PKGS)
+test-unit: ## unit, real-node and filesystem tests, with the race detector
+	$(GO) test -race -count=1 $(UNIT_PKGS)
 
 tools: ## build $(TOOLS) from the pinned modules in deploy/tools into the cache
 	deploy/tools/build.sh $(TOOLS)
@@ -38,7 +38,7 @@ tools-dir: ## print the cache directory that holds the tools (make -s tools-dir)
 	@deploy/tools/build.sh $(TOOLS)
 
 test-integration: ## the webhook and chart through a real etcd + kube-apiserver (builds them and helm on first use)
-	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver etcd kubectl helm) $(GO) test -count=1 ./webhook/controlplane/...
+	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver etcd kubectl helm) $(GO) test -race -count=1 ./webhook/controlplane/...
 
 test-integration-bench: ## admission latency through the real API server, with and without guardchain
 	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver etcd kubectl) \
