@@ -79,7 +79,8 @@ images: ## docker buildx: multi-arch webhook and init images (IMAGE_PREFIX, E2E_
 images-oci: ## the same images as OCI archives without Docker (umoci), plus the e2e node and pause images
 	deploy/images/build.sh $(IMAGES_DIR) $(E2E_TAG)
 
-e2e: ## kind (needs Docker): create a cluster, load the images, run the e2e suite, delete it (KEEP=1 keeps it)
+e2e: ## kind (needs Docker and kind; KIND=path): create a cluster, load the images, run the e2e suite, delete it (KEEP=1 keeps it)
+	@mkdir -p _out
 	$(KIND) create cluster --config deploy/kind/cluster.yaml --kubeconfig _out/kind.kubeconfig
 	set -e; trap '[ "$(KEEP)" = 1 ] || $(KIND) delete cluster --name guardchain-e2e' EXIT; \
 	for f in Dockerfile.webhook:guardchain-webhook Dockerfile.init:initguards deploy/e2e/Dockerfile.node-sandbox:node-sandbox; do \
