@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -40,6 +41,11 @@ type ServerOptions struct {
 	// Ready, when set, must also pass for /readyz (for example: a valid
 	// certificate is being served).
 	Ready func(*http.Request) error
+	// ShutdownDelay keeps admissions served this long after the stop signal,
+	// with /readyz failing, so endpoints move off this replica before it
+	// stops answering: with failurePolicy Fail a vanished replica would
+	// refuse pods until the API server notices.
+	ShutdownDelay time.Duration
 	// Prepare, when set, runs after the probes are served and before the
 	// TLS endpoint starts (which needs its certificate files): /healthz
 	// answers while, say, the first certificate is being made.
@@ -48,10 +54,11 @@ type ServerOptions struct {
 
 // Server is the running webhook.
 type Server struct {
-	opts    ServerOptions
-	webhook ctrlwebhook.Server
-	probe   *http.Server
-	probeLn net.Listener
+	opts     ServerOptions
+	webhook  ctrlwebhook.Server
+	probe    *http.Server
+	probeLn  net.Listener
+	draining atomic.Bool
 }
 
 // NewServer builds the server; Start runs it.
@@ -108,6 +115,10 @@ func (s *Server) ProbeAddr() string {
 
 // readyz: the TLS endpoint answers, and the caller's own check passes.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		http.Error(w, "not ready: shutting down", http.StatusServiceUnavailable)
+		return
+	}
 	err := s.webhook.StartedChecker()(r)
 	if err == nil && s.opts.Ready != nil {
 		err = s.opts.Ready(r)
@@ -136,14 +147,23 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	go func() { errc <- s.webhook.Start(ctx) }()
+	// The TLS endpoint outlives ctx by ShutdownDelay (see ServerOptions).
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
+	go func() { errc <- s.webhook.Start(serveCtx) }()
 	s.opts.Log.Info("serving", "port", s.opts.Port, "path", MutatePath, "probes", s.ProbeAddr(), "certDir", s.opts.CertDir)
 
 	var err error
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
-		err = <-errc // the webhook server drains on ctx's end
+		s.draining.Store(true)
+		if s.opts.ShutdownDelay > 0 {
+			s.opts.Log.Info("stopping: still serving while endpoints move away", "for", s.opts.ShutdownDelay.String())
+			time.Sleep(s.opts.ShutdownDelay)
+		}
+		stopServing()
+		err = <-errc // in-flight admissions finish first
 	}
 	s.shutdownProbes()
 	return err

@@ -63,7 +63,7 @@ func TestServerServesTLSProbesMetricsAndRotatedCerts(t *testing.T) {
 	certDir := t.TempDir()
 	prepared := make(chan struct{})
 	srv, err := NewServer(ServerOptions{Config: Default(), Log: logr.Discard(), Host: "127.0.0.1", Port: port,
-		CertDir: certDir, ProbeAddr: "127.0.0.1:0", Registry: reg,
+		CertDir: certDir, ProbeAddr: "127.0.0.1:0", Registry: reg, ShutdownDelay: time.Second,
 		Prepare: func(ctx context.Context) error {
 			<-prepared
 			writePair(t, certDir, leaf1)
@@ -149,7 +149,19 @@ func TestServerServesTLSProbesMetricsAndRotatedCerts(t *testing.T) {
 		return nil
 	})
 
+	// Stopping: /readyz fails at once, admissions go on for ShutdownDelay.
 	cancel()
+	testwait.Until(t, "readyz to fail while draining", 5*time.Second, func() error {
+		if code, _, _ := get("/readyz"); code != http.StatusServiceUnavailable {
+			return &httpErr{code, "still ready"}
+		}
+		return nil
+	})
+	resp, err = client.Post(url, "application/json", bytes.NewReader(reviewBody(t, nil)))
+	if err != nil {
+		t.Fatalf("admission while draining: %v", err)
+	}
+	resp.Body.Close()
 	select {
 	case err := <-done:
 		if err != nil {

@@ -125,6 +125,20 @@ func (e *env) helmArgs(verb string, extra ...string) []string {
 	return append(args, extra...)
 }
 
+// waitInjecting waits until the API server reaches the webhook: helm's
+// --wait sees the Deployment ready, but the API server's view of the new
+// endpoints and caBundle follows a moment later.
+func (e *env) waitInjecting(t *testing.T) {
+	t.Helper()
+	waitFor(t, "the API server to reach the webhook", 2*time.Minute, func() error {
+		p, err := e.cs.CoreV1().Pods(sandboxNS).Create(context.Background(), e.plainPod("", nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil && p.Annotations[webhook.AnnotationStatus] != webhook.StatusInjected {
+			err = fmt.Errorf("not injected")
+		}
+		return err
+	})
+}
+
 // step times one part of the run, for the report at the end.
 func step(t *testing.T, name string) func() {
 	start := time.Now()
@@ -151,6 +165,7 @@ func TestE2E(t *testing.T) {
 	if _, err := e.cs.CoreV1().ConfigMaps(sandboxNS).Create(ctx, probeConfigMap(), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
+	e.waitInjecting(t)
 
 	var pod *corev1.Pod
 	t.Run("sandbox gateway starts with every required guard loaded", func(t *testing.T) {
@@ -445,6 +460,7 @@ func TestE2EReadyOverhead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	e.waitInjecting(t)
 	measure := func(ns string, injected bool) []time.Duration {
 		var took []time.Duration
 		for i := 0; i < 10; i++ {

@@ -90,6 +90,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	namespace := fs.String("namespace", os.Getenv("POD_NAMESPACE"), "selfManaged: namespace of the Secret and Service (env POD_NAMESPACE)")
 	service := fs.String("service", "guardchain", "selfManaged: the webhook Service, for the certificate's DNS names")
 	webhookConfig := fs.String("webhook-config", "guardchain", "selfManaged: the MutatingWebhookConfiguration whose caBundle is kept")
+	shutdownDelay := fs.Duration("shutdown-delay", 5*time.Second, "keep serving this long after SIGTERM, with /readyz failing, so endpoints move away first")
 	logFormat := fs.String("log-format", "json", "json or text")
 	logLevel := fs.Int("v", 0, "log verbosity (1 logs every admission)")
 	if err := fs.Parse(args); err != nil {
@@ -107,7 +108,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := webhook.ServerOptions{Config: cfg, Log: log, Port: *port, CertDir: *certDir, ProbeAddr: *probeAddr, Registry: ctrlmetrics.Registry}
+	opts := webhook.ServerOptions{Config: cfg, Log: log, Port: *port, CertDir: *certDir, ProbeAddr: *probeAddr,
+		Registry: ctrlmetrics.Registry, ShutdownDelay: *shutdownDelay}
 	var mgr *certs.Manager
 	switch *certMode {
 	case "files":
