@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -22,9 +23,14 @@ func Patch(orig, mutated *corev1.Pod) []jsonpatch.JsonPatchOperation {
 		ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: path, Value: v})
 	}
 
-	if len(orig.Annotations) == 0 && len(mutated.Annotations) > 0 {
+	switch {
+	case reflect.ValueOf(orig.ObjectMeta).IsZero() && len(mutated.Annotations) > 0:
+		// No metadata at all (only a malformed request has none): a pointer
+		// below /metadata would not apply.
+		add("/metadata", map[string]any{"annotations": mutated.Annotations})
+	case len(orig.Annotations) == 0 && len(mutated.Annotations) > 0:
 		add("/metadata/annotations", mutated.Annotations)
-	} else {
+	default:
 		for _, k := range sortedKeys(mutated.Annotations) {
 			if v, ok := orig.Annotations[k]; !ok || v != mutated.Annotations[k] {
 				add("/metadata/annotations/"+escape(k), mutated.Annotations[k])
