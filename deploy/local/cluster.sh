@@ -243,6 +243,10 @@ down() {
     [ -d "$h" ] && find "$h" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null || true
   done
   stop_pid containerd; stop_pid node-ns
+  # The runc shims outlive containerd (they are re-parented to init): they are
+  # ours exactly when they name our containerd socket.
+  local shims; shims=$(pgrep -f -- "-address $S/containerd/containerd.sock" || true)
+  if [ -n "$shims" ]; then kill -9 $shims 2>/dev/null || true; fi
   for n in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid $n; done
   for h in /sys/fs/cgroup/*/guardchain-local; do
     [ -d "$h" ] && find "$h" -depth -type d -exec rmdir {} \; 2>/dev/null || true
@@ -251,6 +255,7 @@ down() {
   local left; left=$(grep -c guardchain-local /proc/self/mountinfo || true)
   [ "$left" = 0 ] || log "WARNING: $left host mounts mention the cluster state"
   ls -d /sys/fs/cgroup/*/guardchain-local >/dev/null 2>&1 && log "WARNING: cgroup directories left"
+  pgrep -f -- "$S/" >/dev/null && log "WARNING: processes still name $S: $(pgrep -f -- "$S/" | tr '\n' ' ')"
   rm -rf "$S"
   log "down"
 }
