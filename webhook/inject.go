@@ -520,20 +520,24 @@ func initResources(r corev1.ResourceRequirements, keepGuaranteed bool) corev1.Re
 // limits equal to its requests (the Guaranteed QoS class); our own init
 // container does not count.
 func guaranteed(p *corev1.Pod) bool {
-	all := append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...)
 	seen := false
-	for _, c := range all {
-		if c.Name == InitContainerName {
-			continue
-		}
-		seen = true
-		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-			l, ok := c.Resources.Limits[name]
-			if !ok {
-				return false
+	// Indexing, not ranging by value: this runs on every admission and a
+	// Container is large.
+	for _, list := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for i := range list {
+			c := &list[i]
+			if c.Name == InitContainerName {
+				continue
 			}
-			if req, ok := c.Resources.Requests[name]; ok && req.Cmp(l) != 0 {
-				return false
+			seen = true
+			for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+				l, ok := c.Resources.Limits[name]
+				if !ok {
+					return false
+				}
+				if req, ok := c.Resources.Requests[name]; ok && req.Cmp(l) != 0 {
+					return false
+				}
 			}
 		}
 	}

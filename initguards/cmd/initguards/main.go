@@ -150,9 +150,10 @@ func printChain(what string, cfg config, chain guards.Chain, stdout io.Writer) e
 		for _, id := range cfg.opts.Required {
 			required[id] = true
 		}
-		for _, f := range files {
+		for i, f := range files {
 			mark := ""
-			if g, ok := lookupByName(chain, f.Name); ok && required[g.ID] {
+			// Files are the guards in chain order, then proxy-env.sh.
+			if i < len(chain.Guards) && required[chain.Guards[i].ID] {
 				mark = " (required)"
 			}
 			fmt.Fprintf(stdout, "%s %6d %s%s\n", sha(f.Data), len(f.Data), f.Name, mark)
@@ -161,15 +162,6 @@ func printChain(what string, cfg config, chain guards.Chain, stdout io.Writer) e
 		return nil
 	}
 	return usageError{fmt.Errorf("print %q: want env or chain", what)}
-}
-
-func lookupByName(c guards.Chain, name string) (guards.Guard, bool) {
-	for _, g := range c.Guards {
-		if g.Name == name {
-			return g, true
-		}
-	}
-	return guards.Guard{}, false
 }
 
 // envFlag is a flag whose default comes from an environment variable.
