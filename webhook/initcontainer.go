@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,34 +17,106 @@ import (
 // The init container that writes the chain: its command, env, user and
 // resources, and its place first among the init containers.
 
-// initContainer is the guardchain-init container for these settings.
-func (in *injection) initContainer(set podSettings, mount corev1.VolumeMount, keepGuaranteed bool) corev1.Container {
+// initContainers are guardchain's init containers for these settings, in
+// the order they run. With the embedded chain, one: guardchain-init runs
+// initguards from the init image. With an image source, two: guardchain-bin
+// copies initguards into a small emptyDir, and guardchain-init runs that
+// copy inside the first target's image, where the image's packaged preloads
+// are, so the chain is the bytes the sandbox image ships.
+func (in *injection) initContainers(set podSettings, target *corev1.Container, mount corev1.VolumeMount, keepGuaranteed bool) []corev1.Container {
 	o := set.opts
-	env := []corev1.EnvVar{
-		{Name: "GUARDCHAIN_DIR", Value: TmpPath},
-		{Name: "GUARDCHAIN_OWNERSHIP", Value: set.ownership},
-		{Name: "GUARDCHAIN_PROXY_HOST", Value: o.ProxyHost},
-		{Name: "GUARDCHAIN_PROXY_PORT", Value: strconv.Itoa(o.ProxyPort)},
-		{Name: "GUARDCHAIN_REQUIRE", Value: requireList(o.Required)},
-		{Name: "GUARDCHAIN_CACHE_REDIRECTS", Value: redirectList(o.CacheRedirects)},
+	var env []corev1.EnvVar
+	// A subPathExpr expands with the container's own env: the writer needs
+	// the variables it names, or it would write outside the target's /tmp.
+	if mount.SubPathExpr != "" {
+		env = append(env, referencedEnv(target, mount.SubPathExpr)...)
 	}
+	env = append(env,
+		corev1.EnvVar{Name: "GUARDCHAIN_DIR", Value: TmpPath},
+		corev1.EnvVar{Name: "GUARDCHAIN_OWNERSHIP", Value: set.ownership},
+		corev1.EnvVar{Name: "GUARDCHAIN_SOURCE", Value: string(set.source)},
+	)
+	if set.source != SourceEmbedded {
+		env = append(env, corev1.EnvVar{Name: "GUARDCHAIN_PRELOADS_DIR", Value: in.cfg.PreloadsDir})
+	}
+	env = append(env,
+		corev1.EnvVar{Name: "GUARDCHAIN_PROXY_HOST", Value: o.ProxyHost},
+		corev1.EnvVar{Name: "GUARDCHAIN_PROXY_PORT", Value: strconv.Itoa(o.ProxyPort)},
+		corev1.EnvVar{Name: "GUARDCHAIN_REQUIRE", Value: requireList(o.Required)},
+		corev1.EnvVar{Name: "GUARDCHAIN_CACHE_REDIRECTS", Value: redirectList(o.CacheRedirects)},
+	)
 	if o.GitSSLCAInfo != "" {
 		env = append(env, corev1.EnvVar{Name: "GUARDCHAIN_GIT_SSL_CAINFO", Value: o.GitSSLCAInfo})
 	}
-	return corev1.Container{
+	// What was staged (sha256, source, files) becomes the termination
+	// message, readable with kubectl get pod.
+	env = append(env, corev1.EnvVar{Name: "GUARDCHAIN_TERMINATION_LOG", Value: corev1.TerminationMessagePathDefault})
+
+	res := initResources(in.cfg.Resources, keepGuaranteed)
+	writer := corev1.Container{
 		Name:            InitContainerName,
 		Image:           in.cfg.InitImage,
 		ImagePullPolicy: in.cfg.ImagePullPolicy,
 		Args:            []string{"emit"},
 		Env:             env,
-		Resources:       initResources(in.cfg.Resources, keepGuaranteed),
-		VolumeMounts:    []corev1.VolumeMount{{Name: mount.Name, MountPath: TmpPath, SubPath: mount.SubPath}},
-		SecurityContext: securityContext(set.policy),
-		// The message kubectl shows when emit fails is its one-line error.
+		Resources:       res,
+		VolumeMounts:    []corev1.VolumeMount{{Name: mount.Name, MountPath: TmpPath, SubPath: mount.SubPath, SubPathExpr: mount.SubPathExpr}},
+		SecurityContext: securityContext(set.policy, set.writer, true),
+		// A failed emit's one-line error is the message kubectl shows.
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
 	}
+	if set.source == SourceEmbedded {
+		return []corev1.Container{writer}
+	}
+	bin := BinPath + "/initguards"
+	writer.Image, writer.ImagePullPolicy = target.Image, target.ImagePullPolicy
+	writer.Command = []string{bin}
+	writer.VolumeMounts = append(writer.VolumeMounts, corev1.VolumeMount{Name: BinVolumeName, MountPath: BinPath, ReadOnly: true})
+	copier := corev1.Container{
+		Name:                     BinContainerName,
+		Image:                    in.cfg.InitImage,
+		ImagePullPolicy:          in.cfg.ImagePullPolicy,
+		Args:                     []string{"copy-self", "--to", bin},
+		Resources:                res,
+		VolumeMounts:             []corev1.VolumeMount{{Name: BinVolumeName, MountPath: BinPath}},
+		SecurityContext:          securityContext(set.policy, set.writer, false),
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+	}
+	return []corev1.Container{copier, writer}
 }
+
+// referencedEnv is the target's env that expr names as $(VAR), and what
+// those name in turn, in the target's order.
+func referencedEnv(c *corev1.Container, expr string) []corev1.EnvVar {
+	want := map[string]bool{}
+	pending := []string{expr}
+	for len(pending) > 0 {
+		s := pending[0]
+		pending = pending[1:]
+		for _, m := range envRef.FindAllStringSubmatch(s, -1) {
+			if want[m[1]] {
+				continue
+			}
+			want[m[1]] = true
+			for _, e := range c.Env {
+				if e.Name == m[1] {
+					pending = append(pending, e.Value)
+				}
+			}
+		}
+	}
+	var out []corev1.EnvVar
+	for _, e := range c.Env {
+		if want[e.Name] {
+			out = append(out, *e.DeepCopy())
+		}
+	}
+	return out
+}
+
+var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)`)
 
 // initResources are config's, except in a Guaranteed pod: there requests are
 // raised to the limits, so adding the init container never demotes the pod's
@@ -74,7 +147,7 @@ func guaranteed(p *corev1.Pod) bool {
 	for _, list := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
 		for i := range list {
 			c := &list[i]
-			if c.Name == InitContainerName {
+			if isOwnInit(c.Name) {
 				continue
 			}
 			seen = true
@@ -92,22 +165,31 @@ func guaranteed(p *corev1.Pod) bool {
 	return seen
 }
 
-// securityContext is the least the policy needs: root (uid 0, no
-// capabilities: it owns the emptyDir and needs none) for the root policy; the
-// owning uid, non-root, for uid:N, which passes the restricted Pod Security
-// Standard.
-func securityContext(p initguards.Policy) *corev1.SecurityContext {
+// securityContext is the least the writer needs. WriterRoot: uid 0, which
+// owns the kubelet's emptyDir and so may make it 1777, with CHOWN (and
+// FOWNER, to chmod and replace files it gave away) only where the files
+// belong to another uid. WriterOwner: the owning uid, non-root and with no
+// capability, which passes the restricted Pod Security Standard. The
+// guardchain-bin copier (writes=false) runs as the same user with none.
+func securityContext(p initguards.Policy, w WriterMode, writes bool) *corev1.SecurityContext {
+	uid, gid := int64(0), int64(0)
+	caps := &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}
+	if w == WriterOwner {
+		uid, gid = int64(p.UID), int64(p.GID)
+	} else if writes && (p.UID != 0 || p.GID > 0) {
+		caps.Add = []corev1.Capability{"CHOWN", "FOWNER"}
+	}
 	sc := &corev1.SecurityContext{
-		RunAsUser:                ptr.To(int64(p.UID)),
-		RunAsNonRoot:             ptr.To(p.UID != 0),
+		RunAsUser:                ptr.To(uid),
+		RunAsNonRoot:             ptr.To(uid != 0),
 		AllowPrivilegeEscalation: ptr.To(false),
 		ReadOnlyRootFilesystem:   ptr.To(true),
 		Privileged:               ptr.To(false),
-		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		Capabilities:             caps,
 		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
-	if p.GID >= 0 {
-		sc.RunAsGroup = ptr.To(int64(p.GID))
+	if gid >= 0 {
+		sc.RunAsGroup = ptr.To(gid)
 	}
 	return sc
 }
@@ -129,21 +211,77 @@ func redirectList(vars []string) string {
 	return strings.Join(vars, ",")
 }
 
-// ensureInitContainerFirst puts c first in initContainers, replacing an
-// earlier copy wherever it stands, so the chain exists before any other init
-// container or native sidecar starts.
-func ensureInitContainerFirst(spec *corev1.PodSpec, c corev1.Container) bool {
-	if len(spec.InitContainers) > 0 && spec.InitContainers[0].Name == InitContainerName &&
-		equality.Semantic.DeepEqual(&spec.InitContainers[0], &c) {
-		return false
-	}
-	rest := make([]corev1.Container, 0, len(spec.InitContainers)+1)
-	rest = append(rest, c)
-	for _, ic := range spec.InitContainers {
-		if ic.Name != InitContainerName {
-			rest = append(rest, ic)
+// ensureInitContainersFirst puts want first among the init containers, in
+// order, so the chain exists before any other init container or native
+// sidecar starts. A guardchain container already in the pod keeps what other
+// webhooks changed (its image, say, rewritten to a mirror, or its
+// securityContext): only what selects the chain is made right (command,
+// args, guardchain's env, its mounts). A pod annotated by another release of
+// guardchain (refresh) gets want as it is.
+func ensureInitContainersFirst(spec *corev1.PodSpec, want []corev1.Container, refresh bool) bool {
+	merged := make([]corev1.Container, len(want))
+	for i, w := range want {
+		merged[i] = w
+		if have := ownInit(spec.InitContainers, w.Name); have != nil && !refresh {
+			merged[i] = keepOthersEdits(*have, w)
 		}
 	}
-	spec.InitContainers = rest
+	inPlace := len(spec.InitContainers) >= len(merged)
+	for i := 0; inPlace && i < len(merged); i++ {
+		inPlace = equality.Semantic.DeepEqual(&spec.InitContainers[i], &merged[i])
+	}
+	stale := 0
+	for _, c := range spec.InitContainers {
+		if isOwnInit(c.Name) {
+			stale++
+		}
+	}
+	if inPlace && stale == len(merged) {
+		return false
+	}
+	out := make([]corev1.Container, 0, len(spec.InitContainers)+len(merged))
+	out = append(out, merged...)
+	for _, c := range spec.InitContainers {
+		if !isOwnInit(c.Name) {
+			out = append(out, c)
+		}
+	}
+	spec.InitContainers = out
 	return true
+}
+
+// keepOthersEdits is have with the fields that select the chain taken from want.
+func keepOthersEdits(have, want corev1.Container) corev1.Container {
+	out := *have.DeepCopy()
+	out.Command, out.Args = want.Command, want.Args
+	for _, e := range want.Env {
+		if i := slices.IndexFunc(out.Env, func(h corev1.EnvVar) bool { return h.Name == e.Name }); i >= 0 {
+			out.Env[i] = e
+		} else {
+			out.Env = append(out.Env, e)
+		}
+	}
+	// Env guardchain set before but no longer wants (a changed source, say) goes.
+	out.Env = slices.DeleteFunc(out.Env, func(h corev1.EnvVar) bool {
+		return strings.HasPrefix(h.Name, "GUARDCHAIN_") && !slices.ContainsFunc(want.Env, func(e corev1.EnvVar) bool { return e.Name == h.Name })
+	})
+	for _, m := range want.VolumeMounts {
+		out.VolumeMounts = slices.DeleteFunc(out.VolumeMounts, func(h corev1.VolumeMount) bool {
+			return h.Name == m.Name || h.MountPath == m.MountPath
+		})
+	}
+	out.VolumeMounts = append(slices.Clone(want.VolumeMounts), out.VolumeMounts...)
+	return out
+}
+
+// guardchain's own init containers, by name.
+func isOwnInit(name string) bool { return name == InitContainerName || name == BinContainerName }
+
+func ownInit(cs []corev1.Container, name string) *corev1.Container {
+	for i := range cs {
+		if cs[i].Name == name {
+			return &cs[i]
+		}
+	}
+	return nil
 }

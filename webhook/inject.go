@@ -18,6 +18,11 @@ const (
 	VolumeName        = "guardchain-tmp"
 	InitContainerName = "guardchain-init"
 	TmpPath           = "/tmp"
+	// With an image source, guardchain-bin copies initguards into the
+	// emptyDir guardchain-bin, mounted at BinPath, for guardchain-init.
+	BinContainerName = "guardchain-bin"
+	BinVolumeName    = "guardchain-bin"
+	BinPath          = "/guardchain"
 
 	annotationPrefix     = "guardchain.dev/"
 	AnnotationStatus     = annotationPrefix + "status"
@@ -28,6 +33,8 @@ const (
 	AnnotationProxyPort  = annotationPrefix + string(OverrideProxyPort)
 	AnnotationOwnership  = annotationPrefix + string(OverrideOwnership)
 	AnnotationRequire    = annotationPrefix + string(OverrideRequire)
+	AnnotationSource     = annotationPrefix + string(OverrideSource)
+	AnnotationWriter     = annotationPrefix + string(OverrideWriter)
 
 	// StatusInjected is the status annotation's value on an injected pod.
 	StatusInjected = "injected"
@@ -149,6 +156,8 @@ type podSettings struct {
 	opts       guards.Options
 	ownership  string
 	policy     initguards.Policy
+	writer     WriterMode
+	source     SourceMode
 }
 
 func (in *injection) run() Result {
@@ -166,9 +175,14 @@ func (in *injection) run() Result {
 		return in.stop(OutcomeSkipped, ReasonNoTargetContainer)
 	}
 
-	volume, mount, res := in.tmpVolume(targets)
+	volume, mount, from, res := in.tmpVolume(targets)
 	if res != nil {
 		return *res
+	}
+	if set.source != SourceEmbedded {
+		if v := volumeByName(&in.pod.Spec, BinVolumeName); v != nil && v.EmptyDir == nil {
+			return in.refuse(ReasonVolumeNameTaken, "the pod already has a volume named %s that is %s, not an emptyDir", BinVolumeName, volumeKind(v))
+		}
 	}
 
 	out := in.pod.DeepCopy()
@@ -183,10 +197,17 @@ func (in *injection) run() Result {
 			changed = in.ensureNodeOptions(c, set) || changed
 		}
 	}
-	changed = ensureInitContainerFirst(spec, in.initContainer(set, mount, guaranteed(in.pod))) || changed
+	if set.source != SourceEmbedded {
+		changed = ensureVolume(spec, BinVolumeName, binVolume) || changed
+	}
+	// The image source reads the first target's image, as the pod names it.
+	inits := in.initContainers(set, containerByName(&in.pod.Spec, from), mount, guaranteed(in.pod))
+	refresh := in.pod.Annotations[AnnotationVersion] != "" && in.pod.Annotations[AnnotationVersion] != version.Version
+	changed = ensureInitContainersFirst(spec, inits, refresh) || changed
 	changed = ensureAnnotations(&out.ObjectMeta, [][2]string{
 		{AnnotationStatus, StatusInjected},
 		{AnnotationChain, guards.DefaultSHA256()},
+		{AnnotationSource, string(set.source)},
 		{AnnotationVersion, version.Version},
 	}) || changed
 	if !changed {
@@ -199,7 +220,7 @@ func (in *injection) run() Result {
 // value is an error, never silently ignored: the pod asked for something.
 func (in *injection) settings() (podSettings, error) {
 	cfg := in.cfg
-	set := podSettings{containers: cfg.Containers, opts: cfg.guardOptions(), ownership: cfg.Ownership}
+	set := podSettings{containers: cfg.Containers, opts: cfg.guardOptions(), ownership: cfg.Ownership, writer: cfg.Writer, source: cfg.Source}
 	ann := in.pod.Annotations
 	var firstErr error
 	fail := func(key, format string, args ...any) {
@@ -255,6 +276,16 @@ func (in *injection) settings() (podSettings, error) {
 				fail(key, "%v", err)
 			}
 			set.opts.Required = ids
+		case OverrideSource:
+			if err := SourceMode(v).validate(); err != nil {
+				fail(key, "%v", err)
+			}
+			set.source = SourceMode(v)
+		case OverrideWriter:
+			if err := WriterMode(v).validate(); err != nil {
+				fail(key, "%v", err)
+			}
+			set.writer = WriterMode(v)
 		}
 	}
 	set.policy, _ = initguards.ParseOwnership(set.ownership)

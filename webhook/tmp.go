@@ -4,14 +4,22 @@ import (
 	"path"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
 )
 
 // The emptyDir that becomes /tmp: which volume, and its mount in each target.
 
+// binVolume holds the initguards copy for an image source: a static binary
+// of a few MB.
+var binVolume = VolumeConfig{SizeLimit: ptr.To(resource.MustParse("16Mi"))}
+
 // tmpVolume picks the emptyDir that becomes /tmp: one the targets already
-// mount there, or ours. Anything else at /tmp is refused.
-func (in *injection) tmpVolume(targets []string) (string, corev1.VolumeMount, *Result) {
-	mount := corev1.VolumeMount{Name: VolumeName, MountPath: TmpPath}
+// mount there, or ours. Anything else at /tmp is refused. from is the target
+// whose mount it follows (the first target when none mounts /tmp).
+func (in *injection) tmpVolume(targets []string) (volume string, mount corev1.VolumeMount, from string, refused *Result) {
+	mount = corev1.VolumeMount{Name: VolumeName, MountPath: TmpPath}
+	from = targets[0]
 	found := ""
 	for _, t := range targets {
 		c := containerByName(&in.pod.Spec, t)
@@ -23,23 +31,27 @@ func (in *injection) tmpVolume(targets []string) (string, corev1.VolumeMount, *R
 			if v == nil || v.EmptyDir == nil {
 				r := in.refuse(ReasonTmpNotEmptyDir, "container %s mounts %s from volume %s, which is %s, not an emptyDir; the guard chain cannot be written there",
 					t, m.MountPath, m.Name, volumeKind(v))
-				return "", mount, &r
+				return "", mount, from, &r
 			}
-			if found != "" && found != m.Name+"\x00"+m.SubPath {
+			key := m.Name + "\x00" + m.SubPath + "\x00" + m.SubPathExpr
+			if found != "" && found != key {
 				r := in.refuse(ReasonTmpVolumesDiffer, "target containers mount different volumes at /tmp; the chain can fill only one")
-				return "", mount, &r
+				return "", mount, from, &r
 			}
-			found = m.Name + "\x00" + m.SubPath
-			mount = corev1.VolumeMount{Name: m.Name, MountPath: TmpPath, SubPath: m.SubPath}
+			if found == "" {
+				from = t
+			}
+			found = key
+			mount = corev1.VolumeMount{Name: m.Name, MountPath: TmpPath, SubPath: m.SubPath, SubPathExpr: m.SubPathExpr}
 		}
 	}
 	if found == "" {
 		if v := volumeByName(&in.pod.Spec, VolumeName); v != nil && v.EmptyDir == nil {
 			r := in.refuse(ReasonVolumeNameTaken, "the pod already has a volume named %s that is %s, not an emptyDir", VolumeName, volumeKind(v))
-			return "", mount, &r
+			return "", mount, from, &r
 		}
 	}
-	return mount.Name, mount, nil
+	return mount.Name, mount, from, nil
 }
 
 func volumeByName(spec *corev1.PodSpec, name string) *corev1.Volume {

@@ -26,8 +26,8 @@ func TestRun(t *testing.T) {
 		wantStdout string // substring
 		wantStderr string // exact, with %DIR% for the directory
 	}{
-		{"no command", nil, nil, 2, "", "initguards: missing command (emit, verify, print, version)\n"},
-		{"unknown command", []string{"emitt"}, nil, 2, "", "initguards: emitt: unknown command \"emitt\" (emit, verify, print, version)\n"},
+		{"no command", nil, nil, 2, "", "initguards: missing command (emit, verify, print, copy-self, version)\n"},
+		{"unknown command", []string{"emitt"}, nil, 2, "", "initguards: emitt: unknown command \"emitt\" (emit, verify, print, copy-self, version)\n"},
 		{"emit", []string{"emit", "--dir", "%DIR%", "--ownership", uid}, nil, 0, "7 written, 0 unchanged", ""},
 		{"emit from env", []string{"emit"}, map[string]string{"GUARDCHAIN_DIR": "%DIR%", "GUARDCHAIN_OWNERSHIP": uid}, 0, "7 written", ""},
 		{"flag beats env", []string{"emit", "--proxy-port", "8080", "--dir", "%DIR%", "--ownership", uid}, map[string]string{"GUARDCHAIN_PROXY_PORT": "nope"}, 2, "",
@@ -50,6 +50,15 @@ func TestRun(t *testing.T) {
 		{"print chain", []string{"print", "chain", "--require", "none"}, nil, 0, "chain sha256:" + guards.Default().SHA256(), ""},
 		{"print what", []string{"print", "files"}, nil, 2, "", "initguards: print: print \"files\": want env or chain\n"},
 		{"version", []string{"version"}, nil, 0, "chain sha256:" + guards.Default().SHA256(), ""},
+		{"auto without preloads is embedded", []string{"emit", "--dir", "%DIR%", "--ownership", uid, "--source", "auto", "--preloads-dir", "%DIR%/none"}, nil, 0,
+			"chain sha256:" + guards.Default().SHA256() + " (embedded)", ""},
+		{"image without preloads", []string{"emit", "--dir", "%DIR%", "--ownership", uid, "--source", "image", "--preloads-dir", "%DIR%/none"}, nil, 1, "",
+			"initguards: emit: %DIR%/none: no packaged preload directory\n"},
+		{"bad source", []string{"print", "--source", "imgae"}, nil, 2, "",
+			"initguards: print: invalid value \"imgae\" for flag -source: \"imgae\": want embedded, image or auto\n"},
+		{"copy-self relative", []string{"copy-self", "--to", "bin/x"}, nil, 2, "", "initguards: copy-self: --to \"bin/x\": want a clean absolute path\n"},
+		{"copy-self missing dir", []string{"copy-self", "--to", "%DIR%/no/x"}, nil, 1, "",
+			"initguards: copy-self: %DIR%/no: opening chain directory: no such file or directory\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
