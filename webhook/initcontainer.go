@@ -147,7 +147,7 @@ func guaranteed(p *corev1.Pod) bool {
 	for _, list := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
 		for i := range list {
 			c := &list[i]
-			if isOwnInit(c.Name) {
+			if IsOwnInitContainer(c.Name) {
 				continue
 			}
 			seen = true
@@ -232,7 +232,7 @@ func ensureInitContainersFirst(spec *corev1.PodSpec, want []corev1.Container, re
 	}
 	stale := 0
 	for _, c := range spec.InitContainers {
-		if isOwnInit(c.Name) {
+		if IsOwnInitContainer(c.Name) {
 			stale++
 		}
 	}
@@ -242,7 +242,7 @@ func ensureInitContainersFirst(spec *corev1.PodSpec, want []corev1.Container, re
 	out := make([]corev1.Container, 0, len(spec.InitContainers)+len(merged))
 	out = append(out, merged...)
 	for _, c := range spec.InitContainers {
-		if !isOwnInit(c.Name) {
+		if !IsOwnInitContainer(c.Name) {
 			out = append(out, c)
 		}
 	}
@@ -274,8 +274,24 @@ func keepOthersEdits(have, want corev1.Container) corev1.Container {
 	return out
 }
 
-// guardchain's own init containers, by name.
-func isOwnInit(name string) bool { return name == InitContainerName || name == BinContainerName }
+// WritesChainFirst reports whether the pod's init containers start with
+// guardchain's, ending with guardchain-init: the chain is written before any
+// other container runs.
+func WritesChainFirst(spec *corev1.PodSpec) bool {
+	for _, c := range spec.InitContainers {
+		if c.Name == InitContainerName {
+			return true
+		}
+		if !IsOwnInitContainer(c.Name) {
+			return false
+		}
+	}
+	return false
+}
+
+// IsOwnInitContainer reports whether an init container of that name is
+// guardchain's (guardchain-bin or guardchain-init).
+func IsOwnInitContainer(name string) bool { return name == InitContainerName || name == BinContainerName }
 
 func ownInit(cs []corev1.Container, name string) *corev1.Container {
 	for i := range cs {

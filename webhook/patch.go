@@ -50,7 +50,7 @@ func Patch(orig, mutated *corev1.Pod) []jsonpatch.JsonPatchOperation {
 	var own []int
 	for i := range orig.Spec.InitContainers {
 		o := &orig.Spec.InitContainers[i]
-		if isOwnInit(o.Name) {
+		if IsOwnInitContainer(o.Name) {
 			own = append(own, i)
 			continue
 		}
@@ -60,7 +60,7 @@ func Patch(orig, mutated *corev1.Pod) []jsonpatch.JsonPatchOperation {
 	}
 	var want []corev1.Container
 	for _, c := range mutated.Spec.InitContainers {
-		if !isOwnInit(c.Name) {
+		if !IsOwnInitContainer(c.Name) {
 			break
 		}
 		want = append(want, c)

@@ -26,8 +26,7 @@ func agentPod(name string) *corev1.Pod {
 }
 
 func injected(p *corev1.Pod) bool {
-	return p.Annotations[webhook.AnnotationStatus] == webhook.StatusInjected &&
-		len(p.Spec.InitContainers) > 0 && p.Spec.InitContainers[0].Name == webhook.InitContainerName
+	return p.Annotations[webhook.AnnotationStatus] == webhook.StatusInjected && webhook.WritesChainFirst(&p.Spec)
 }
 
 func create(t *testing.T, ns string, p *corev1.Pod) *corev1.Pod {
@@ -164,8 +163,8 @@ func TestControlPlaneReinvocation(t *testing.T) {
 	if strings.Join(names, ",") != "agent,late" {
 		t.Fatalf("containers %v", names)
 	}
-	if n := countInit(got); n != 1 || got.Spec.InitContainers[0].Name != webhook.InitContainerName {
-		t.Errorf("%d guardchain-init containers, want 1, first", n)
+	if n := countInit(got); n != 1 || !injected(got) {
+		t.Errorf("%d guardchain-init containers, want 1, after guardchain-bin and before any other", n)
 	}
 	vols := 0
 	for _, v := range got.Spec.Volumes {
@@ -274,17 +273,20 @@ func TestControlPlanePodSecurity(t *testing.T) {
 		return p
 	}
 	tests := []struct {
-		ownership, level string
-		admitted         bool
+		name, config, level string
+		admitted            bool
 	}{
-		{"root", "baseline", true},
-		{"root", "restricted", false},
-		{"uid:1000:1000", "baseline", true},
-		{"uid:1000:1000", "restricted", true},
+		{"root", "ownership: root", "baseline", true},
+		{"root", "ownership: root", "restricted", false},
+		{"defaults (uid:998:998, root writer, auto source)", "", "baseline", true},
+		{"defaults (uid:998:998, root writer, auto source)", "", "restricted", false},
+		{"owner writer", "ownership: uid:1000:1000\nwriter: owner", "baseline", true},
+		{"owner writer", "ownership: uid:1000:1000\nwriter: owner", "restricted", true},
+		{"owner writer, embedded", "ownership: uid:1000:1000\nwriter: owner\nsource: embedded", "restricted", true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.ownership+"/"+tt.level, func(t *testing.T) {
-			cfg := testConfig(t, "ownership: "+tt.ownership+"\n")
+		t.Run(tt.name+"/"+tt.level, func(t *testing.T) {
+			cfg := testConfig(t, tt.config+"\n")
 			ns := namespace(t, "psa-"+tt.level, map[string]string{"pod-security.kubernetes.io/enforce": tt.level})
 			// register probes the first namespace, which must admit any pod.
 			probe := namespace(t, "psa-probe", nil)
@@ -296,7 +298,7 @@ func TestControlPlanePodSecurity(t *testing.T) {
 			if err == nil && !injected(got) {
 				t.Fatal("admitted but not injected")
 			}
-			t.Logf("ownership %s, PodSecurity %s: admitted=%v %v", tt.ownership, tt.level, err == nil, err)
+			t.Logf("%s, PodSecurity %s: admitted=%v %v", tt.name, tt.level, err == nil, err)
 		})
 	}
 }

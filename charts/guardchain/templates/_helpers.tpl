@@ -39,7 +39,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "guardchain.config" -}}
 initImage: {{ include "guardchain.initImage" . }}
 imagePullPolicy: {{ .Values.initImage.pullPolicy }}
-{{ toYaml .Values.config }}
+{{- $cfg := deepCopy .Values.config }}
+{{- if not (($cfg.volume).sizeLimit) }}{{ $_ := unset ($cfg.volume | default dict) "sizeLimit" }}{{ end }}
+{{ toYaml $cfg }}
 {{- end -}}
 
 {{/* The CEL match condition; the same text as webhook.TargetCondition. */}}
