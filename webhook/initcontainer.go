@@ -291,7 +291,9 @@ func WritesChainFirst(spec *corev1.PodSpec) bool {
 
 // IsOwnInitContainer reports whether an init container of that name is
 // guardchain's (guardchain-bin or guardchain-init).
-func IsOwnInitContainer(name string) bool { return name == InitContainerName || name == BinContainerName }
+func IsOwnInitContainer(name string) bool {
+	return name == InitContainerName || name == BinContainerName
+}
 
 func ownInit(cs []corev1.Container, name string) *corev1.Container {
 	for i := range cs {
