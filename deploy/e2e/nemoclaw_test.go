@@ -155,13 +155,13 @@ func ready(p *corev1.Pod) error {
 func (e *env) testNemoClaw(t *testing.T) {
 	ctx := context.Background()
 	sha := imageChainSHA256(t)
+	t.Cleanup(func() { _ = e.cs.AppsV1().Deployments(sandboxNS).Delete(ctx, nemoclawApp, metav1.DeleteOptions{}) })
 
 	t.Run("a stock NemoClaw sandbox (uid 998) starts with the image's preloads, on create and 3 recreates", func(t *testing.T) {
 		done := step(t, "nemoclaw sandbox ready")
 		if _, err := e.cs.AppsV1().Deployments(sandboxNS).Create(ctx, e.nemoclawDeployment(), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = e.cs.AppsV1().Deployments(sandboxNS).Delete(ctx, nemoclawApp, metav1.DeleteOptions{}) })
 		pod := e.waitAppPod(t, nemoclawApp, "")
 		done()
 		e.checkNemoClawStarted(t, pod, 998, sha)
@@ -173,6 +173,27 @@ func (e *env) testNemoClaw(t *testing.T) {
 			pod = e.waitAppPod(t, nemoclawApp, pod.Name)
 			done()
 			e.checkNemoClawStarted(t, pod, 998, sha)
+		}
+	})
+
+	t.Run("a sandbox that fills /tmp's caches past 64Mi is not evicted", func(t *testing.T) {
+		// What an npm install does to npm_config_cache in /tmp. A /tmp capped
+		// at 64Mi (the old default) gets the pod evicted at the kubelet's next
+		// local-storage check (every 10 s).
+		pods, err := e.cs.CoreV1().Pods(sandboxNS).List(ctx, metav1.ListOptions{LabelSelector: "app=" + nemoclawApp})
+		if err != nil || len(pods.Items) == 0 {
+			t.Fatalf("no nemoclaw sandbox pod (%v)", err)
+		}
+		p := pods.Items[0]
+		e.must(t, "kubectl", "--kubeconfig", e.kubeconfig, "-n", sandboxNS, "exec", p.Name, "-c", "agent", "--",
+			"sh", "-c", "mkdir -p /tmp/.npm && dd if=/dev/zero of=/tmp/.npm/cache.bin bs=1M count=96 2>/dev/null && ls -l /tmp/.npm/cache.bin")
+		time.Sleep(25 * time.Second)
+		got, err := e.cs.CoreV1().Pods(sandboxNS).Get(ctx, p.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Phase != corev1.PodRunning || got.Status.Reason == "Evicted" || ready(got) != nil {
+			t.Errorf("pod %s after 96Mi in /tmp: phase %s, reason %q: %s", p.Name, got.Status.Phase, got.Status.Reason, got.Status.Message)
 		}
 	})
 
