@@ -87,8 +87,9 @@ func containerOps(ops []jsonpatch.JsonPatchOperation, base string, o, m *corev1.
 	for j := range o.Env {
 		if o.Env[j].Value != m.Env[j].Value {
 			// add, not replace: an empty value reaches us without its "value"
-			// key, and replace of a missing member fails the whole admission;
-			// add on an object member sets it whether or not it exists.
+			// key, and replace needs its target to exist (RFC 6902, 4.3), so
+			// a strict applier refuses the patch and with it the pod; add on
+			// an object member sets it whether or not it exists.
 			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: fmt.Sprintf("%s/env/%d/value", base, j), Value: m.Env[j].Value})
 		}
 	}
