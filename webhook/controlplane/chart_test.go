@@ -390,3 +390,53 @@ func TestChartRefusesWhatTheWebhookRefuses(t *testing.T) {
 		})
 	}
 }
+
+// Every values file in ci/ is one of chartCases, so lint, render and the
+// server-side dry run cover it.
+func TestChartCasesCoverEveryCIValuesFile(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(chartDir, "ci", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	covered := map[string]bool{}
+	for _, tc := range chartCases() {
+		covered[tc.values] = true
+	}
+	for _, f := range files {
+		rel, _ := filepath.Rel(chartDir, f)
+		if !covered[rel] {
+			t.Errorf("%s is not in chartCases", rel)
+		}
+	}
+}
+
+// A webhook.namespaces entry the registration would exclude (the release
+// namespace, kube-system) makes helm fail with a message naming it, instead
+// of installing a selector that silently selects nothing.
+func TestChartRefusesUnselectableNamespaces(t *testing.T) {
+	tests := []struct{ namespaces, want string }{
+		{"{openshell," + releaseNS + "}", "webhook.namespaces lists " + releaseNS + ", the release namespace"},
+		{"{" + releaseNS + "}", "webhook.namespaces lists " + releaseNS + ", the release namespace"},
+		{"{kube-system}", "webhook.namespaces lists kube-system"},
+	}
+	for _, tt := range tests {
+		out, err := helm(t, "template", release, chartDir, "-n", releaseNS, "--set", "webhook.namespaces="+tt.namespaces)
+		if err == nil || !strings.Contains(out, tt.want) {
+			t.Errorf("helm template --set webhook.namespaces=%s: err=%v, output lacks %q:\n%s", tt.namespaces, err, tt.want, out)
+		}
+	}
+
+	// helm install through the real API server: refused before anything is created.
+	ns := namespace(t, "guardchain-system", nil)
+	kc := kubeconfig(t)
+	out, err := helm(t, "install", "selfsel", chartDir, "--kubeconfig", kc, "-n", ns, "--set", "webhook.namespaces={openshell,"+ns+"}")
+	if want := "webhook.namespaces lists " + ns + ", the release namespace"; err == nil || !strings.Contains(out, want) {
+		t.Fatalf("helm install: err=%v, output lacks %q:\n%s", err, want, out)
+	}
+	if out, err := helm(t, "status", "selfsel", "--kubeconfig", kc, "-n", ns); err == nil {
+		t.Errorf("a release exists after the refused install:\n%s", out)
+	}
+	if _, err := clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(context.Background(), "selfsel-guardchain", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the refused install left its webhook configuration (get: %v)", err)
+	}
+}

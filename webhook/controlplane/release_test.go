@@ -10,13 +10,17 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
+
+	"github.com/guardchain/guardchain/webhook"
 )
 
 // kubeconfig writes a kubeconfig for the test API server, for helm.
@@ -248,5 +252,64 @@ func TestChartUpgradeWithBadConfigKeepsRunningReplicasConfig(t *testing.T) {
 	}
 	if _, err := configMapData(t, ns, next); err != nil {
 		t.Errorf("the current ConfigMap %s: %v", next, err)
+	}
+}
+
+// The chart's helm test pod, rendered with ci/restricted-values.yaml, is
+// admitted in a namespace that enforces the restricted Pod Security level,
+// and the chart's own registration (its objectSelector) selects it, so the
+// webhook injects it: helm test can pass there.
+func TestChartTestPodPassesRestrictedPodSecurity(t *testing.T) {
+	ns := namespace(t, "psa-restricted", map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
+	objs := render(t, "ci/restricted-values.yaml", "--set", "webhook.namespaces={"+ns+"}")
+	cfg, err := webhook.ParseConfig([]byte(configMapOf(t, objs).Data["config.yaml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startWebhook(t, cfg)
+
+	// The chart's registration as rendered, aimed at the server in this process.
+	var mwc admissionregistrationv1.MutatingWebhookConfiguration
+	into(t, find(objs, "MutatingWebhookConfiguration", releaseName), &mwc)
+	mwc.Name = "psa-" + rand.String(6)
+	mwc.Webhooks[0].ClientConfig = clientConfig(srv.port, webhook.MutatePath)
+	ctx := context.Background()
+	if _, err := clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &mwc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), mwc.Name, metav1.DeleteOptions{})
+	})
+	// A restricted pod with the selector's labels shows the registration is live.
+	probe := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Labels: mwc.Webhooks[0].ObjectSelector.MatchLabels},
+		Spec: corev1.PodSpec{
+			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(int64(1000)),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+			Containers: []corev1.Container{{Name: cfg.Containers[0], Image: "probe:1", SecurityContext: &corev1.SecurityContext{
+				AllowPrivilegeEscalation: ptr.To(false), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}},
+		},
+	}
+	waitFor(t, "the API server to call the webhook", func() error {
+		p, err := dryRunCreate(ns, probe)
+		if err == nil && !injected(p) {
+			err = fmt.Errorf("probe pod not injected yet")
+		}
+		return err
+	})
+
+	u := find(objs, "Pod", releaseName+"-test")
+	if u == nil {
+		t.Fatal("no test pod rendered")
+	}
+	var pod corev1.Pod
+	into(t, u, &pod)
+	got, err := dryRunCreate(ns, &pod)
+	if err != nil {
+		t.Fatalf("the helm test pod is refused in a restricted namespace: %v", err)
+	}
+	if !injected(got) {
+		t.Errorf("the helm test pod is not selected by the chart's registration (labels %v, objectSelector %v)",
+			pod.Labels, mwc.Webhooks[0].ObjectSelector)
 	}
 }

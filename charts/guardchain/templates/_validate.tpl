@@ -1,6 +1,7 @@
 {{/*
-The checks of webhook.Config.Validate that values.schema.json cannot express.
-Each failure names the value, so a bad upgrade stops at render time instead of
+The checks of webhook.Config.Validate that values.schema.json cannot express,
+and a webhook.namespaces entry the registration would never select. Each
+failure names the value, so a bad upgrade stops at render time instead of
 crash-looping new webhook pods.
 */}}
 {{- define "guardchain.validate" -}}
@@ -18,6 +19,14 @@ crash-looping new webhook pods.
 {{- $prefix := splitList "/" . | initial | join "/" -}}
 {{- if gt (len $prefix) 253 -}}
 {{- fail (printf "config.namespaceOptOutLabel %q: the prefix before / is longer than 253 characters" .) -}}
+{{- end -}}
+{{- end -}}
+{{- range .Values.webhook.namespaces -}}
+{{- if eq . $.Release.Namespace -}}
+{{- fail (printf "webhook.namespaces lists %s, the release namespace: guardchain never mutates pods in its own namespace (it must not block its own recovery), so that entry selects nothing. Remove it, or install the chart in another namespace" .) -}}
+{{- end -}}
+{{- if eq . "kube-system" -}}
+{{- fail "webhook.namespaces lists kube-system: guardchain never mutates pods there (it must not block the cluster's recovery), so that entry selects nothing. Remove it" -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
