@@ -39,8 +39,8 @@ tools: ## build $(TOOLS) from the pinned modules in deploy/tools into the cache
 tools-dir: ## print the cache directory that holds the tools (make -s tools-dir)
 	@deploy/tools/build.sh $(TOOLS)
 
-test-integration: ## the webhook and chart through a real etcd + kube-apiserver (builds them and helm on first use)
-	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver etcd kubectl helm) $(GO) test -race -count=1 ./webhook/controlplane/...
+test-integration: ## the webhook and chart through a real etcd + kube-apiserver (builds them, kube-controller-manager and helm on first use)
+	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver kube-controller-manager etcd kubectl helm) $(GO) test -race -count=1 ./webhook/controlplane/...
 
 test-integration-bench: ## admission latency through the real API server, with and without guardchain
 	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver etcd kubectl) \

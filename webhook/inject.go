@@ -161,8 +161,8 @@ type podSettings struct {
 }
 
 func (in *injection) run() Result {
-	if in.pod.Spec.OS != nil && in.pod.Spec.OS.Name == corev1.Windows {
-		in.note(ReasonWindowsPod, "pod %s runs on Windows; the guard chain is for Linux containers", podName(in.pod))
+	if why := windowsOnly(&in.pod.Spec); why != "" {
+		in.note(ReasonWindowsPod, "pod %s runs only on Windows nodes (%s); the guard chain is for Linux containers", podName(in.pod), why)
 		return in.stop(OutcomeSkipped, ReasonWindowsPod)
 	}
 	set, bad := in.settings()

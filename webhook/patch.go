@@ -107,7 +107,11 @@ func containerOps(ops []jsonpatch.JsonPatchOperation, base string, o, m *corev1.
 	ops = appendList(ops, base+"/volumeMounts", o.VolumeMounts, m.VolumeMounts)
 	for j := range o.Env {
 		if o.Env[j].Value != m.Env[j].Value {
-			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "replace", Path: fmt.Sprintf("%s/env/%d/value", base, j), Value: m.Env[j].Value})
+			// add, not replace: an empty value reaches us without its "value"
+			// key, and replace needs its target to exist (RFC 6902, 4.3), so
+			// a strict applier refuses the patch and with it the pod; add on
+			// an object member sets it whether or not it exists.
+			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: fmt.Sprintf("%s/env/%d/value", base, j), Value: m.Env[j].Value})
 		}
 	}
 	return appendList(ops, base+"/env", o.Env, m.Env)

@@ -44,6 +44,11 @@ imagePullPolicy: {{ .Values.initImage.pullPolicy }}
 {{ toYaml $cfg }}
 {{- end -}}
 
+{{/* The config's ConfigMap, named by a hash of the config. */}}
+{{- define "guardchain.configMapName" -}}
+{{ include "guardchain.fullname" . }}-config-{{ include "guardchain.config" . | sha256sum | trunc 10 }}
+{{- end -}}
+
 {{/* The CEL match condition; the same text as webhook.TargetCondition. */}}
 {{- define "guardchain.targetCondition" -}}
 {{- $names := list -}}

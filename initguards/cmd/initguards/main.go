@@ -309,22 +309,14 @@ func newFlags(cmd string, env func(string) (string, bool), chain guards.Chain, c
 	return fs, flags
 }
 
-// parse applies defaults, then the environment, then flags, so each layer
-// overrides the one before and every value is validated where it is set.
+// parse takes each value from its flag, else from the environment, else the
+// default, and validates it where it is set. A flag given replaces its
+// variable entirely: the variable is then not read, so a bad one cannot fail
+// a command whose flag says otherwise.
 func parse(cmd string, args []string, env func(string) (string, bool), chain guards.Chain, stderr io.Writer) (config, []string, error) {
 	var cfg config
 	// Errors are reported by run as one line; the flag list only on -h.
 	fs, flags := newFlags(cmd, env, chain, &cfg, io.Discard)
-	for _, f := range flags {
-		if err := f.set(f.def); err != nil {
-			return cfg, nil, fmt.Errorf("default --%s: %w", f.name, err)
-		}
-		if v, ok := env(f.env); ok {
-			if err := f.set(v); err != nil {
-				return cfg, nil, usageError{fmt.Errorf("%s: %w", f.env, err)}
-			}
-		}
-	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stderr, usage)
@@ -333,6 +325,24 @@ func parse(cmd string, args []string, env func(string) (string, bool), chain gua
 			return cfg, nil, err
 		}
 		return cfg, nil, usageError{err}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	// Each flag sets only its own fields, so the order of the layers across
+	// flags does not matter.
+	for _, f := range flags {
+		if given[f.name] {
+			continue
+		}
+		if v, ok := env(f.env); ok {
+			if err := f.set(v); err != nil {
+				return cfg, nil, usageError{fmt.Errorf("%s: %w", f.env, err)}
+			}
+			continue
+		}
+		if err := f.set(f.def); err != nil {
+			return cfg, nil, fmt.Errorf("default --%s: %w", f.name, err)
+		}
 	}
 	if err := chain.Validate(cfg.opts); err != nil {
 		return cfg, nil, usageError{err}
