@@ -66,8 +66,14 @@ func EnforcementPolicy(cfg Config, o EnforcementOptions) (*admissionregistration
 				{Name: "has-target-container", Expression: fmt.Sprintf("object.spec.containers.exists(c, c.name in (%[1]s)) || "+
 					"(has(object.spec.initContainers) && object.spec.initContainers.exists(c, c.name in (%[1]s) && c.name != '%[2]s' && "+
 					"has(c.restartPolicy) && c.restartPolicy == 'Always'))", names, InitContainerName)},
+				// windowsOnly, in CEL: those pods are left to run unguarded.
 				{Name: "not-windows", Expression: "!(has(object.spec.os) && object.spec.os.name == 'windows') && " +
-					"!(has(object.spec.nodeSelector) && 'kubernetes.io/os' in object.spec.nodeSelector && object.spec.nodeSelector['kubernetes.io/os'] == 'windows')"},
+					"!(has(object.spec.nodeSelector) && 'kubernetes.io/os' in object.spec.nodeSelector && object.spec.nodeSelector['kubernetes.io/os'] != 'linux') && " +
+					"!(has(object.spec.affinity) && has(object.spec.affinity.nodeAffinity) && has(object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution) && " +
+					"size(object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms) > 0 && " +
+					"object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.all(t, has(t.matchExpressions) && " +
+					"t.matchExpressions.exists(e, e.key == 'kubernetes.io/os' && ((e.operator == 'In' && !(has(e.values) && 'linux' in e.values)) || " +
+					"(e.operator == 'NotIn' && has(e.values) && 'linux' in e.values) || e.operator in ['DoesNotExist', 'Gt', 'Lt']))))"},
 			},
 			Variables: []admissionregistrationv1.Variable{
 				v("pod", "object.metadata.namespace + '/' + (object.metadata.name != '' ? object.metadata.name : object.metadata.generateName + '*')"),

@@ -65,7 +65,14 @@ type chartCase struct {
 	values string // "" for the defaults
 	reg    webhook.RegistrationOptions
 	cm     bool
+	// action is the backstop's binding: Deny, or Warn and Audit.
+	action []admissionregistrationv1.ValidationAction
 }
+
+var (
+	deny = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}
+	warn = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Warn, admissionregistrationv1.Audit}
+)
 
 func chartCases() []chartCase {
 	svc := func() admissionregistrationv1.WebhookClientConfig {
@@ -73,11 +80,11 @@ func chartCases() []chartCase {
 			Namespace: releaseNS, Name: releaseName, Path: ptr.To(webhook.MutatePath), Port: ptr.To(int32(443))}}
 	}
 	return []chartCase{
-		{"", webhook.RegistrationOptions{Name: releaseName, ClientConfig: svc(), Namespaces: []string{"openshell"}, ReleaseNamespace: releaseNS}, false},
-		{"ci/cert-manager-values.yaml", webhook.RegistrationOptions{Name: releaseName, ClientConfig: svc(), Namespaces: []string{"openshell"}, ReleaseNamespace: releaseNS}, true},
+		{"", webhook.RegistrationOptions{Name: releaseName, ClientConfig: svc(), Namespaces: []string{"openshell"}, ReleaseNamespace: releaseNS}, false, deny},
+		{"ci/cert-manager-values.yaml", webhook.RegistrationOptions{Name: releaseName, ClientConfig: svc(), Namespaces: []string{"openshell"}, ReleaseNamespace: releaseNS}, true, deny},
 		{"ci/restricted-values.yaml", webhook.RegistrationOptions{Name: releaseName, ClientConfig: svc(), Namespaces: []string{"openshell", "sandboxes"},
 			ReleaseNamespace: releaseNS, FailurePolicy: admissionregistrationv1.Ignore,
-			ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"openshell.dev/sandbox-managed": "true"}}}, false},
+			ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"openshell.dev/sandbox-managed": "true"}}}, false, warn},
 	}
 }
 
@@ -185,6 +192,8 @@ func TestChartRendersWhatGoBuilds(t *testing.T) {
 			if diff := cmp.Diff(want, &got, ignoreMeta); diff != "" {
 				t.Errorf("chart's MutatingWebhookConfiguration differs from Go's (-go +chart):\n%s", diff)
 			}
+
+			checkEnforcement(t, objs, cfg, tc)
 
 			cmOpts := certs.CertManagerOptions{Name: releaseName, Namespace: releaseNS, Service: releaseName}
 			if tc.cm {
@@ -438,5 +447,51 @@ func TestChartRefusesUnselectableNamespaces(t *testing.T) {
 	}
 	if _, err := clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(context.Background(), "selfsel-guardchain", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the refused install left its webhook configuration (get: %v)", err)
+	}
+}
+
+// checkEnforcement: the chart's backstop policy and binding are the ones
+// webhook.EnforcementPolicy builds for the same config and values.
+func checkEnforcement(t *testing.T, objs []*unstructured.Unstructured, cfg webhook.Config, tc chartCase) {
+	t.Helper()
+	var values struct {
+		InitImage struct {
+			Repository string `json:"repository"`
+		} `json:"initImage"`
+		Enforcement struct {
+			ExtraRepositories []string `json:"extraRepositories"`
+		} `json:"enforcement"`
+	}
+	for _, f := range []string{"values.yaml", tc.values} {
+		if f == "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(chartDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(b, &values); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantPol, wantBind := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{Registration: tc.reg,
+		Repositories: append([]string{values.InitImage.Repository}, values.Enforcement.ExtraRepositories...), Actions: tc.action})
+	var gotPol admissionregistrationv1.ValidatingAdmissionPolicy
+	var gotBind admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	for _, o := range []struct {
+		kind string
+		into any
+	}{{"ValidatingAdmissionPolicy", &gotPol}, {"ValidatingAdmissionPolicyBinding", &gotBind}} {
+		u := find(objs, o.kind, releaseName)
+		if u == nil {
+			t.Fatalf("no %s", o.kind)
+		}
+		into(t, u, o.into)
+	}
+	if diff := cmp.Diff(wantPol, &gotPol, ignoreMeta); diff != "" {
+		t.Errorf("chart's ValidatingAdmissionPolicy differs from Go's (-go +chart):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantBind, &gotBind, ignoreMeta); diff != "" {
+		t.Errorf("chart's ValidatingAdmissionPolicyBinding differs from Go's (-go +chart):\n%s", diff)
 	}
 }

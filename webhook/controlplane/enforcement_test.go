@@ -251,4 +251,3 @@ func TestControlPlaneEnforcement(t *testing.T) {
 		}
 	})
 }
-
