@@ -24,10 +24,17 @@ const (
 	BinVolumeName    = "guardchain-bin"
 	BinPath          = "/guardchain"
 
-	annotationPrefix     = "guardchain.dev/"
-	AnnotationStatus     = annotationPrefix + "status"
-	AnnotationChain      = annotationPrefix + "chain"
-	AnnotationVersion    = annotationPrefix + "version"
+	annotationPrefix  = "guardchain.dev/"
+	AnnotationStatus  = annotationPrefix + "status"
+	AnnotationChain   = annotationPrefix + "chain"
+	AnnotationVersion = annotationPrefix + "version"
+	// AnnotationChainSource records the source the pod was injected with
+	// (the override annotation AnnotationSource is the pod's request).
+	AnnotationChainSource = annotationPrefix + "chain-source"
+	// AnnotationInitHash identifies the init containers guardchain rendered
+	// for the pod, so a reinvocation can tell other webhooks' edits (kept)
+	// from a change of settings, target image or release (rendered anew).
+	AnnotationInitHash   = annotationPrefix + "init-hash"
 	AnnotationContainers = annotationPrefix + string(OverrideContainers)
 	AnnotationProxyHost  = annotationPrefix + string(OverrideProxyHost)
 	AnnotationProxyPort  = annotationPrefix + string(OverrideProxyPort)
@@ -202,12 +209,13 @@ func (in *injection) run() Result {
 	}
 	// The image source reads the first target's image, as the pod names it.
 	inits := in.initContainers(set, containerByName(&in.pod.Spec, from), mount, guaranteed(in.pod))
-	refresh := in.pod.Annotations[AnnotationVersion] != "" && in.pod.Annotations[AnnotationVersion] != version.Version
-	changed = ensureInitContainersFirst(spec, inits, refresh) || changed
+	hash := initHash(inits)
+	changed = ensureInitContainersFirst(spec, inits, in.pod.Annotations[AnnotationInitHash] != hash) || changed
 	changed = ensureAnnotations(&out.ObjectMeta, [][2]string{
 		{AnnotationStatus, StatusInjected},
 		{AnnotationChain, guards.DefaultSHA256()},
-		{AnnotationSource, string(set.source)},
+		{AnnotationChainSource, string(set.source)},
+		{AnnotationInitHash, hash},
 		{AnnotationVersion, version.Version},
 	}) || changed
 	if !changed {
@@ -289,6 +297,12 @@ func (in *injection) settings() (podSettings, error) {
 		}
 	}
 	set.policy, _ = initguards.ParseOwnership(set.ownership)
+	if set.writer == WriterAuto {
+		set.writer = WriterRoot
+		if runsNonRoot(&in.pod.Spec) {
+			set.writer = WriterOwner
+		}
+	}
 	return set, firstErr
 }
 

@@ -38,6 +38,13 @@ func Patch(orig, mutated *corev1.Pod) []jsonpatch.JsonPatchOperation {
 		}
 	}
 
+	// Volumes: guardchain's own emptyDirs may be brought to the configured
+	// size in place; others are only appended.
+	for i := range orig.Spec.Volumes {
+		if !equality.Semantic.DeepEqual(&orig.Spec.Volumes[i], &mutated.Spec.Volumes[i]) {
+			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "replace", Path: fmt.Sprintf("/spec/volumes/%d", i), Value: mutated.Spec.Volumes[i]})
+		}
+	}
 	ops = appendList(ops, "/spec/volumes", orig.Spec.Volumes, mutated.Spec.Volumes)
 
 	for i := range orig.Spec.Containers {

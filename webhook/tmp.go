@@ -4,6 +4,7 @@ import (
 	"path"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
 )
@@ -90,16 +91,22 @@ func volumeKind(v *corev1.Volume) string {
 	return "not an emptyDir"
 }
 
-// ensureVolume adds our emptyDir unless a volume of that name exists (an
-// emptyDir the pod already mounts at /tmp, or ours from an earlier call).
+// ensureVolume adds our emptyDir, or brings one of that name (ours from an
+// earlier call, or from an older release's offline injection) to the
+// configured medium and size. An emptyDir the pod mounts at /tmp under
+// another name is the pod's own and is never changed.
 func ensureVolume(spec *corev1.PodSpec, name string, vc VolumeConfig) bool {
-	if volumeByName(spec, name) != nil {
-		return false
-	}
 	ed := &corev1.EmptyDirVolumeSource{Medium: vc.Medium}
 	if vc.SizeLimit != nil {
 		q := vc.SizeLimit.DeepCopy()
 		ed.SizeLimit = &q
+	}
+	if v := volumeByName(spec, name); v != nil {
+		if name != VolumeName && name != BinVolumeName || equality.Semantic.DeepEqual(v.EmptyDir, ed) {
+			return false
+		}
+		v.EmptyDir = ed
+		return true
 	}
 	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: ed}})
 	return true

@@ -456,7 +456,7 @@ func TestE2EReadyOverhead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := p.Annotations[webhook.AnnotationSource]; got != source {
+			if got := p.Annotations[webhook.AnnotationChainSource]; got != source {
 				t.Fatalf("pod in %s: source %q, want %q", ns, got, source)
 			}
 			e.waitPod(t, ns, p.Name, "pod Ready", ready)

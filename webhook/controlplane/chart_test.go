@@ -495,3 +495,48 @@ func checkEnforcement(t *testing.T, objs []*unstructured.Unstructured, cfg webho
 		t.Errorf("chart's ValidatingAdmissionPolicyBinding differs from Go's (-go +chart):\n%s", diff)
 	}
 }
+
+// helm upgrade --reuse-values renders this chart with the previous release's
+// values, which lack every key added since (writer, source, preloadsDir,
+// enforcement): the chart must still render a config the webhook accepts, a
+// test pod with no empty setting, and the backstop.
+func TestChartRendersWithThePreviousReleasesValues(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(chartDir)); err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile("testdata/chart/values-previous-release.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "values.yaml"), old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := helm(t, "template", release, dir, "-n", releaseNS)
+	if err != nil {
+		t.Fatalf("helm template with the previous release's values: %v\n%s", err, out)
+	}
+	objs := decodeManifests(t, out)
+	cm := configMapOf(t, objs)
+	cfg, err := webhook.ParseConfig([]byte(cm.Data["config.yaml"]))
+	if err != nil {
+		t.Fatalf("config.yaml refused: %v", err)
+	}
+	if cfg.Ownership != "root" || cfg.Source != webhook.SourceAuto || cfg.Writer != webhook.WriterAuto {
+		t.Errorf("ownership %s, source %s, writer %s: want the previous ownership and this release's defaults for the rest", cfg.Ownership, cfg.Source, cfg.Writer)
+	}
+	var pod corev1.Pod
+	u := find(objs, "Pod", releaseName+"-test")
+	if u == nil {
+		t.Fatal("no test pod")
+	}
+	into(t, u, &pod)
+	for _, e := range pod.Spec.Containers[0].Env {
+		if e.Value == "" {
+			t.Errorf("test pod env %s is empty", e.Name)
+		}
+	}
+	if find(objs, "ValidatingAdmissionPolicy", releaseName) == nil {
+		t.Error("no backstop policy")
+	}
+}

@@ -40,7 +40,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 initImage: {{ include "guardchain.initImage" . }}
 imagePullPolicy: {{ .Values.initImage.pullPolicy }}
 {{- $cfg := deepCopy .Values.config }}
-{{- if not (($cfg.volume).sizeLimit) }}{{ $_ := unset ($cfg.volume | default dict) "sizeLimit" }}{{ end }}
+{{- /* An empty sizeLimit is no limit: left out, not passed on as "". */}}
+{{- $size := ($cfg.volume | default dict).sizeLimit }}
+{{- if or (kindIs "invalid" $size) (and (kindIs "string" $size) (eq $size "")) }}{{ $_ := unset ($cfg.volume | default dict) "sizeLimit" }}{{ end }}
 {{ toYaml $cfg }}
 {{- end -}}
 
@@ -83,7 +85,7 @@ webhook fails closed and denies what it cannot guard; Warn otherwise, since
 Deny would refuse exactly the pods failurePolicy Ignore or conflict skip let
 through. */}}
 {{- define "guardchain.enforcementAction" -}}
-{{- $a := .Values.enforcement.action -}}
+{{- $a := (.Values.enforcement | default dict).action | default "auto" -}}
 {{- if eq $a "auto" -}}
 {{- if and (eq .Values.webhook.failurePolicy "Fail") (eq .Values.config.conflict "deny") }}Deny{{ else }}Warn{{ end -}}
 {{- else -}}{{ $a }}{{- end -}}

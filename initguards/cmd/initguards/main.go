@@ -154,18 +154,27 @@ func dispatch(ctx context.Context, cmd string, rest []string, cfg config, chain 
 // Report is what emit staged, written as one JSON line to the termination
 // log so `kubectl get pod` shows it without exec.
 type Report struct {
-	SHA256    string   `json:"sha256"`
-	Source    string   `json:"source"`
-	Ownership string   `json:"ownership"`
-	Files     []string `json:"files"`
+	SHA256    string `json:"sha256"`
+	Source    string `json:"source"`
+	Ownership string `json:"ownership"`
+	Count     int    `json:"count"`
+	// Files is left out where it would pass the kubelet's 4 KiB message limit.
+	Files []string `json:"files,omitempty"`
 }
 
+// maxReport is the kubelet's limit on a termination message.
+const maxReport = 4096
+
 func writeReport(path string, chain guards.Chain, files []guards.File, pol initguards.Policy) error {
-	r := Report{SHA256: chain.SHA256(), Source: chain.Source, Ownership: pol.String()}
+	r := Report{SHA256: chain.SHA256(), Source: chain.Source, Ownership: pol.String(), Count: len(files)}
 	for _, f := range files {
 		r.Files = append(r.Files, f.Name)
 	}
 	b, err := json.Marshal(r)
+	if err == nil && len(b) >= maxReport {
+		r.Files = nil
+		b, err = json.Marshal(r)
+	}
 	if err != nil {
 		return err
 	}
