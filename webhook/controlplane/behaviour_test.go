@@ -279,8 +279,11 @@ func TestControlPlanePodSecurity(t *testing.T) {
 	}{
 		{"root", "ownership: root", "baseline", true},
 		{"root", "ownership: root", "restricted", false},
-		{"defaults (uid:998:998, root writer, auto source)", "", "baseline", true},
-		{"defaults (uid:998:998, root writer, auto source)", "", "restricted", false},
+		// The pod runs as non-root, so writer auto picks the owner.
+		{"defaults (uid:998:998, writer auto, auto source)", "", "baseline", true},
+		{"defaults (uid:998:998, writer auto, auto source)", "", "restricted", true},
+		{"root writer", "writer: root", "baseline", true},
+		{"root writer", "writer: root", "restricted", false},
 		{"owner writer", "ownership: uid:1000:1000\nwriter: owner", "baseline", true},
 		{"owner writer", "ownership: uid:1000:1000\nwriter: owner", "restricted", true},
 		{"owner writer, embedded", "ownership: uid:1000:1000\nwriter: owner\nsource: embedded", "restricted", true},
