@@ -19,6 +19,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 
@@ -53,43 +54,64 @@ func (b *logBuffer) has(s string) bool {
 	return false
 }
 
-// selfManaged is one test's self-managed setup: a webhook configuration with
-// no CA bundle yet, a Secret namespace, and a port for the server.
+// selfManaged is one test's self-managed setup, as the chart deploys it:
+// the chart's RBAC for a release in its own namespace, a webhook
+// configuration with the chart's name and no CA bundle yet, with one webhook
+// per replica (each at its own port, so an admission succeeds only when
+// every replica's certificate is trusted), and a namespace of sandboxes.
 type selfManaged struct {
-	cfg       webhook.Config
-	ns        string
-	secretNS  string
-	mwcName   string
-	port      int
-	leafValid time.Duration
-	caValid   time.Duration
+	cfg        webhook.Config
+	ns         string
+	secretNS   string
+	id         chartIdentity
+	mwcName    string
+	secretName string
+	port       int   // the first replica's
+	ports      []int // every replica's
+	leafValid  time.Duration
+	caValid    time.Duration
 }
 
-func newSelfManaged(t *testing.T) *selfManaged {
+func newSelfManaged(t *testing.T) *selfManaged { return newSelfManagedReplicas(t, 1) }
+
+func newSelfManagedReplicas(t *testing.T, replicas int) *selfManaged {
 	t.Helper()
 	s := &selfManaged{cfg: testConfig(t, ""), ns: namespace(t, "openshell", nil), secretNS: namespace(t, "guardchain-system", nil),
-		port: freePort(t), leafValid: 90 * day, caValid: 400 * day}
+		leafValid: 90 * day, caValid: 400 * day}
+	s.id = asChartServiceAccount(t, "guardchain-"+rand.String(5), s.secretNS)
+	s.mwcName, s.secretName = s.id.webhookConfig, s.id.secretName
 	mwc := webhook.MutatingWebhookConfiguration(s.cfg, webhook.RegistrationOptions{
-		Name: "guardchain-" + rand.String(5), Namespaces: []string{s.ns}, ReleaseNamespace: s.secretNS})
-	cc := clientConfig(s.port, webhook.MutatePath)
-	cc.CABundle = nil
-	mwc.Webhooks[0].ClientConfig = cc
+		Name: s.mwcName, Namespaces: []string{s.ns}, ReleaseNamespace: s.secretNS})
+	one := mwc.Webhooks[0]
+	mwc.Webhooks = nil
+	for i := range replicas {
+		port := freePort(t)
+		s.ports = append(s.ports, port)
+		w := *one.DeepCopy()
+		if replicas > 1 {
+			w.Name = fmt.Sprintf("r%d.%s", i, one.Name)
+		}
+		w.ClientConfig = clientConfig(port, webhook.MutatePath)
+		w.ClientConfig.CABundle = nil
+		mwc.Webhooks = append(mwc.Webhooks, w)
+	}
+	s.port = s.ports[0]
 	if _, err := clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(context.Background(), mwc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s.mwcName = mwc.Name
 	t.Cleanup(func() {
 		_ = clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), mwc.Name, metav1.DeleteOptions{})
 	})
 	return s
 }
 
+// manager is one replica's certificate manager, with the chart's RBAC.
 func (s *selfManaged) manager(t *testing.T, dir string, now func() time.Time, log *logBuffer) *certs.Manager {
 	t.Helper()
 	if log == nil {
 		log = &logBuffer{}
 	}
-	m, err := certs.NewManager(certs.Options{Client: clientset, Namespace: s.secretNS, SecretName: "guardchain-tls",
+	m, err := certs.NewManager(certs.Options{Client: s.id.client, Namespace: s.secretNS, SecretName: s.secretName,
 		WebhookConfigName: s.mwcName, DNSNames: []string{"localhost"}, CertDir: dir, Now: now, Log: log.logger(),
 		LeafValidity: s.leafValid, CAValidity: s.caValid, Propagation: 2 * time.Second, Registry: prometheus.NewRegistry()})
 	if err != nil {
@@ -105,10 +127,16 @@ func (s *selfManaged) reconcile(t *testing.T, m *certs.Manager) {
 	}
 }
 
-// serveFrom starts guardchain serving the files in dir.
+// serveFrom starts guardchain serving the files in dir, as the first replica.
 func (s *selfManaged) serveFrom(t *testing.T, dir string) *running {
 	t.Helper()
-	srv, err := webhook.NewServer(webhook.ServerOptions{Config: s.cfg, Log: logr.Discard(), Host: "127.0.0.1", Port: s.port,
+	return s.serveReplica(t, 0, dir)
+}
+
+// serveReplica starts replica i serving the files in dir.
+func (s *selfManaged) serveReplica(t *testing.T, i int, dir string) *running {
+	t.Helper()
+	srv, err := webhook.NewServer(webhook.ServerOptions{Config: s.cfg, Log: logr.Discard(), Host: "127.0.0.1", Port: s.ports[i],
 		CertDir: dir, ProbeAddr: "0", Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +146,7 @@ func (s *selfManaged) serveFrom(t *testing.T, dir string) *running {
 	go func() { defer close(done); _ = srv.Start(ctx) }()
 	stop := func() { cancel(); <-done }
 	t.Cleanup(stop)
-	return &running{port: s.port, stop: stop}
+	return &running{port: s.ports[i], stop: stop}
 }
 
 func (s *selfManaged) waitInjecting(t *testing.T) {
@@ -134,11 +162,29 @@ func (s *selfManaged) waitInjecting(t *testing.T) {
 
 func (s *selfManaged) secret(t *testing.T) *corev1.Secret {
 	t.Helper()
-	sec, err := clientset.CoreV1().Secrets(s.secretNS).Get(context.Background(), "guardchain-tls", metav1.GetOptions{})
+	sec, err := clientset.CoreV1().Secrets(s.secretNS).Get(context.Background(), s.secretName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return sec
+}
+
+// putSecret gives the Secret data, as an operator or a backup restore would.
+func (s *selfManaged) putSecret(t *testing.T, data map[string][]byte) {
+	t.Helper()
+	secrets := clientset.CoreV1().Secrets(s.secretNS)
+	sec, err := secrets.Get(context.Background(), s.secretName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = secrets.Create(context.Background(), &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: s.secretName, Namespace: s.secretNS}, Data: data}, metav1.CreateOptions{})
+	case err == nil:
+		sec.Data = data
+		_, err = secrets.Update(context.Background(), sec, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		t.Fatalf("writing the Secret: %v", err)
+	}
 }
 
 func (s *selfManaged) bundle(t *testing.T) []byte {
@@ -209,6 +255,29 @@ func TestControlPlaneSelfManagedBootstrapAndRestartWithoutChurn(t *testing.T) {
 	if !bytes.Equal(got, sec.Data[certs.KeyTLSCert]) {
 		t.Error("the restarted replica does not serve the secret's certificate")
 	}
+}
+
+// A replica that starts after its Secret was deleted makes a new one with
+// the chart's RBAC, instead of waiting forever for its first certificate.
+func TestControlPlaneSelfManagedRestartRecreatesDeletedSecret(t *testing.T) {
+	s := newSelfManaged(t)
+	s.reconcile(t, s.manager(t, t.TempDir(), nil, nil))
+	if err := clientset.CoreV1().Secrets(s.secretNS).Delete(context.Background(), s.secretName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	m := s.manager(t, dir, nil, nil)
+	if _, err := m.Reconcile(context.Background()); err != nil {
+		t.Fatalf("a restarted replica cannot make its first certificate: %v", err)
+	}
+	if err := m.Ready(nil); err != nil {
+		t.Errorf("not ready after the Secret was recreated: %v", err)
+	}
+	if len(s.secret(t).Data[certs.KeySignerKey]) == 0 {
+		t.Error("the recreated Secret holds no CA")
+	}
+	s.serveFrom(t, dir)
+	s.waitInjecting(t)
 }
 
 func TestControlPlaneSelfManagedReplicasRace(t *testing.T) {
@@ -389,11 +458,7 @@ func TestControlPlaneSelfManagedReplacesBadSecrets(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSelfManaged(t)
-			_, err := clientset.CoreV1().Secrets(s.secretNS).Create(context.Background(), &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Name: "guardchain-tls", Namespace: s.secretNS}, Data: tt.data}, metav1.CreateOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s.putSecret(t, tt.data)
 			dir := t.TempDir()
 			log := &logBuffer{}
 			s.reconcile(t, s.manager(t, dir, nil, log))

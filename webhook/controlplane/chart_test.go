@@ -3,7 +3,6 @@ package controlplane
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -81,28 +79,11 @@ func chartCases() []chartCase {
 
 func render(t *testing.T, values string) []*unstructured.Unstructured {
 	t.Helper()
-	args := []string{"template", release, chartDir, "-n", releaseNS}
+	var args []string
 	if values != "" {
 		args = append(args, "-f", filepath.Join(chartDir, values))
 	}
-	out, err := helm(t, args...)
-	if err != nil {
-		t.Fatalf("helm template: %v\n%s", err, out)
-	}
-	var objs []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(out), 4096)
-	for {
-		var u unstructured.Unstructured
-		if err := dec.Decode(&u.Object); err != nil {
-			if err == io.EOF {
-				return objs
-			}
-			t.Fatalf("decoding rendered manifests: %v", err)
-		}
-		if len(u.Object) > 0 {
-			objs = append(objs, &u)
-		}
-	}
+	return renderRelease(t, release, releaseNS, args...)
 }
 
 func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
@@ -227,16 +208,7 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 // server (server-side dry run), cert-manager's objects against the CRDs that
 // ship in the cert-manager module.
 func TestChartServerSideDryRun(t *testing.T) {
-	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager").Output()
-	if err != nil {
-		t.Fatalf("finding the cert-manager module: %v", err)
-	}
-	crds := filepath.Join(strings.TrimSpace(string(dir)), "deploy", "crds")
-	if _, err := envtest.InstallCRDs(restConfig, envtest.CRDInstallOptions{
-		Paths: []string{filepath.Join(crds, "cert-manager.io_certificates.yaml"), filepath.Join(crds, "cert-manager.io_issuers.yaml"), "testdata/crds"},
-	}); err != nil {
-		t.Fatalf("installing CRDs: %v", err)
-	}
+	installCertManagerCRDs(t)
 	c, err := client.New(restConfig, client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -255,5 +227,22 @@ func TestChartServerSideDryRun(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// installCertManagerCRDs installs cert-manager's Certificate and Issuer
+// CRDs, from the cert-manager module, so the certManager mode's objects are
+// accepted.
+func installCertManagerCRDs(t *testing.T) {
+	t.Helper()
+	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager").Output()
+	if err != nil {
+		t.Fatalf("finding the cert-manager module: %v", err)
+	}
+	crds := filepath.Join(strings.TrimSpace(string(dir)), "deploy", "crds")
+	if _, err := envtest.InstallCRDs(restConfig, envtest.CRDInstallOptions{
+		Paths: []string{filepath.Join(crds, "cert-manager.io_certificates.yaml"), filepath.Join(crds, "cert-manager.io_issuers.yaml"), "testdata/crds"},
+	}); err != nil {
+		t.Fatalf("installing CRDs: %v", err)
 	}
 }
