@@ -33,6 +33,20 @@ func (m *Manager) writeFiles(leaf KeyPair) error {
 	return nil
 }
 
+// readServed is the pair this replica serves now, or an empty one: the
+// files outlive a container restart, and the Secret may be gone.
+func (m *Manager) readServed() KeyPair {
+	crt, err := os.ReadFile(filepath.Join(m.o.CertDir, KeyTLSCert))
+	if err != nil {
+		return KeyPair{}
+	}
+	key, err := os.ReadFile(filepath.Join(m.o.CertDir, KeyTLSKey))
+	if err != nil {
+		return KeyPair{}
+	}
+	return KeyPair{CertPEM: crt, KeyPEM: key}
+}
+
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {

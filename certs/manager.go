@@ -46,6 +46,12 @@ type Options struct {
 	// Propagation is how long the API server is given to load a new CA
 	// bundle before leaves signed by the new CA are served (default 2m).
 	Propagation time.Duration
+	// RetireAfter is how long a CA other than the signer stays in the
+	// caBundle after the leaf last moved away from it or it joined the
+	// bundle (default 24h). Every replica reloads the Secret's leaf each
+	// reconcile interval; this is many intervals more, for replicas that
+	// cannot reach the API server for a while.
+	RetireAfter time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log logr.Logger
@@ -60,6 +66,8 @@ type Options struct {
 type Manager struct {
 	o       Options
 	metrics *certMetrics
+
+	reconciling sync.Mutex // one reconcile at a time
 
 	mu     sync.Mutex
 	served *x509.Certificate // what CertDir holds, once valid
@@ -105,6 +113,12 @@ func NewManager(o Options) (*Manager, error) {
 	}
 	if o.Propagation == 0 {
 		o.Propagation = 2 * time.Minute
+	}
+	if o.RetireAfter == 0 {
+		o.RetireAfter = 24 * time.Hour
+	}
+	if o.Propagation < 0 || o.RetireAfter < 0 {
+		return nil, errors.New("certs: propagation and retire-after must not be negative")
 	}
 	m := &Manager{o: o}
 	if o.Registry != nil {

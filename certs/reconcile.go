@@ -11,21 +11,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// state is what the Secret holds, parsed.
-type state struct {
-	signer KeyPair
-	bundle []byte
-	leaf   KeyPair
-}
-
 // Reconcile makes the Secret, CertDir and caBundle right, and returns when
-// the serving certificate should next be looked at.
+// the certificates should next be looked at.
 func (m *Manager) Reconcile(ctx context.Context) (time.Time, error) {
+	// One at a time: the loop and the server's first-certificate wait both
+	// call it, and the files are written as a pair.
+	m.reconciling.Lock()
+	defer m.reconciling.Unlock()
 	for attempt := 0; attempt < 5; attempt++ {
 		next, err := m.reconcileOnce(ctx)
 		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
 			// Another replica wrote first: take what it wrote.
-			m.o.Log.V(1).Info("another replica updated the certificate secret; reloading")
+			m.o.Log.V(1).Info("another replica updated the certificate secret or the webhook configuration; reloading")
 			continue
 		}
 		return next, err
@@ -36,75 +33,85 @@ func (m *Manager) Reconcile(ctx context.Context) (time.Time, error) {
 func (m *Manager) reconcileOnce(ctx context.Context) (time.Time, error) {
 	secrets := m.o.Client.CoreV1().Secrets(m.o.Namespace)
 	sec, err := secrets.Get(ctx, m.o.SecretName, metav1.GetOptions{})
-	exists := err == nil
-	if err != nil && !apierrors.IsNotFound(err) {
+	if apierrors.IsNotFound(err) {
+		sec, err = nil, nil
+	}
+	if err != nil {
 		return time.Time{}, fmt.Errorf("reading secret %s/%s: %w", m.o.Namespace, m.o.SecretName, err)
 	}
-	var st state
-	if exists {
-		st = state{
-			signer: KeyPair{CertPEM: sec.Data[KeySignerCrt], KeyPEM: sec.Data[KeySignerKey]},
-			bundle: sec.Data[KeyCABundle],
-			leaf:   KeyPair{CertPEM: sec.Data[KeyTLSCert], KeyPEM: sec.Data[KeyTLSKey]},
-		}
-	}
-	bundleLive, err := m.liveBundleHas(ctx, st.signer)
+	mwc, err := m.webhookConfig(ctx)
 	if err != nil {
 		return time.Time{}, err
 	}
-	// How long the live bundle has trusted the signer: recorded in the Secret
-	// the first time a replica sees it, so every replica agrees.
-	var annotations map[string]string
-	if exists {
-		annotations = sec.Annotations
-	}
-	trustedFor, mark := m.trustedFor(st.signer, bundleLive, annotations)
-	next, changed, waiting, err := m.plan(&st, trustedFor)
+	cur := storedIn(sec)
+	d, err := m.plan(cur, liveBundleOf(mwc), m.readServed())
 	if err != nil {
 		return time.Time{}, err
 	}
-	// The mark matters only while a leaf waits to move to a new CA; written
-	// then, and never otherwise, so a steady state causes no writes.
-	if waiting && mark != "" && annotations[AnnotationTrustedSince] != mark {
-		changed = true
-	}
-	if changed {
-		if mark == "" {
-			mark = annotations[AnnotationTrustedSince]
-		}
-		data := map[string][]byte{
-			KeySignerCrt: st.signer.CertPEM, KeySignerKey: st.signer.KeyPEM,
-			KeyCABundle: st.bundle, KeyTLSCert: st.leaf.CertPEM, KeyTLSKey: st.leaf.KeyPEM,
-		}
-		ann := map[string]string{}
-		if mark != "" {
-			ann[AnnotationTrustedSince] = mark
-		}
-		if exists {
-			sec.Data = data
-			if sec.Annotations == nil {
-				sec.Annotations = map[string]string{}
-			}
-			for k, v := range ann {
-				sec.Annotations[k] = v
-			}
-			_, err = secrets.Update(ctx, sec, metav1.UpdateOptions{})
-		} else {
-			_, err = secrets.Create(ctx, &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Name: m.o.SecretName, Namespace: m.o.Namespace, Annotations: ann,
-					Labels: map[string]string{"app.kubernetes.io/managed-by": "guardchain"}},
-				Type: corev1.SecretTypeTLS, Data: data,
-			}, metav1.CreateOptions{})
-		}
-		if err != nil {
+	if sec == nil || !d.stored.equal(cur) {
+		if err := m.writeSecret(ctx, sec, d.stored); err != nil {
 			return time.Time{}, err // a conflict is retried by Reconcile
 		}
 	}
-	if err := m.patchBundle(ctx, st.bundle); err != nil {
+	if err := m.patchBundle(ctx, mwc, d.bundle); err != nil {
 		return time.Time{}, err
 	}
-	if err := m.writeFiles(st.leaf); err != nil {
+	if err := m.writeFiles(d.leaf); err != nil {
 		return time.Time{}, err
 	}
-	return next, nil
+	return d.next, nil
+}
+
+func storedIn(sec *corev1.Secret) stored {
+	if sec == nil {
+		return stored{}
+	}
+	return stored{
+		signer:        KeyPair{CertPEM: sec.Data[KeySignerCrt], KeyPEM: sec.Data[KeySignerKey]},
+		bundle:        sec.Data[KeyCABundle],
+		leaf:          KeyPair{CertPEM: sec.Data[KeyTLSCert], KeyPEM: sec.Data[KeyTLSKey]},
+		trustedSince:  sec.Annotations[AnnotationTrustedSince],
+		retiringSince: sec.Annotations[AnnotationRetiringSince],
+	}
+}
+
+// writeSecret creates the Secret (sec nil) or updates sec to hold st.
+func (m *Manager) writeSecret(ctx context.Context, sec *corev1.Secret, st stored) error {
+	secrets := m.o.Client.CoreV1().Secrets(m.o.Namespace)
+	data := map[string][]byte{
+		KeySignerCrt: st.signer.CertPEM, KeySignerKey: st.signer.KeyPEM,
+		KeyCABundle: st.bundle, KeyTLSCert: st.leaf.CertPEM, KeyTLSKey: st.leaf.KeyPEM,
+	}
+	if sec == nil {
+		sec = &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: m.o.SecretName, Namespace: m.o.Namespace,
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "guardchain"}},
+			Type: corev1.SecretTypeTLS,
+		}
+	}
+	sec.Data = data
+	setAnnotation(&sec.ObjectMeta, AnnotationTrustedSince, st.trustedSince)
+	setAnnotation(&sec.ObjectMeta, AnnotationRetiringSince, st.retiringSince)
+	var err error
+	if sec.ResourceVersion == "" {
+		_, err = secrets.Create(ctx, sec, metav1.CreateOptions{})
+	} else {
+		_, err = secrets.Update(ctx, sec, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("writing secret %s/%s: %w", m.o.Namespace, m.o.SecretName, err)
+	}
+	return nil
+}
+
+// setAnnotation sets key to value, or removes it when value is empty.
+func setAnnotation(meta *metav1.ObjectMeta, key, value string) {
+	if value == "" {
+		delete(meta.Annotations, key)
+		return
+	}
+	if meta.Annotations == nil {
+		meta.Annotations = map[string]string{}
+	}
+	meta.Annotations[key] = value
 }
