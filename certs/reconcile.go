@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,7 +50,7 @@ func (m *Manager) reconcileOnce(ctx context.Context) (time.Time, error) {
 		return time.Time{}, err
 	}
 	if sec == nil || !d.stored.equal(cur) {
-		if err := m.writeSecret(ctx, sec, d.stored); err != nil {
+		if err := m.writeSecret(ctx, sec, d.stored, mwc); err != nil {
 			return time.Time{}, err // a conflict is retried by Reconcile
 		}
 	}
@@ -75,8 +76,10 @@ func storedIn(sec *corev1.Secret) stored {
 	}
 }
 
-// writeSecret creates the Secret (sec nil) or updates sec to hold st.
-func (m *Manager) writeSecret(ctx context.Context, sec *corev1.Secret, st stored) error {
+// writeSecret creates the Secret (sec nil) or updates sec to hold st. A
+// created Secret is owned by the webhook configuration, so it goes when
+// that goes (helm uninstall); it is never Helm's.
+func (m *Manager) writeSecret(ctx context.Context, sec *corev1.Secret, st stored, owner *admissionregistrationv1.MutatingWebhookConfiguration) error {
 	secrets := m.o.Client.CoreV1().Secrets(m.o.Namespace)
 	data := map[string][]byte{
 		KeySignerCrt: st.signer.CertPEM, KeySignerKey: st.signer.KeyPEM,
@@ -85,7 +88,13 @@ func (m *Manager) writeSecret(ctx context.Context, sec *corev1.Secret, st stored
 	if sec == nil {
 		sec = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: m.o.SecretName, Namespace: m.o.Namespace,
-				Labels: map[string]string{"app.kubernetes.io/managed-by": "guardchain"}},
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "guardchain"},
+				// Set only on create: changing owners later would need delete
+				// on the Secret where OwnerReferencesPermissionEnforcement runs.
+				OwnerReferences: []metav1.OwnerReference{{
+					APIVersion: "admissionregistration.k8s.io/v1", Kind: "MutatingWebhookConfiguration",
+					Name: owner.Name, UID: owner.UID,
+				}}},
 			Type: corev1.SecretTypeTLS,
 		}
 	}
