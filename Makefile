@@ -39,8 +39,8 @@ tools: ## build $(TOOLS) from the pinned modules in deploy/tools into the cache
 tools-dir: ## print the cache directory that holds the tools (make -s tools-dir)
 	@deploy/tools/build.sh $(TOOLS)
 
-test-integration: ## the webhook and chart through a real etcd + kube-apiserver (builds them and helm on first use)
-	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver etcd kubectl helm) $(GO) test -race -count=1 ./webhook/controlplane/...
+test-integration: ## the webhook and chart through a real etcd + kube-apiserver (builds them, kube-controller-manager and helm on first use)
+	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver kube-controller-manager etcd kubectl helm) $(GO) test -race -count=1 ./webhook/controlplane/...
 
 test-integration-bench: ## admission latency through the real API server, with and without guardchain
 	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver etcd kubectl) \
@@ -85,7 +85,7 @@ e2e: ## kind (needs Docker and kind; KIND=path): create a cluster, load the imag
 	@mkdir -p _out
 	$(KIND) create cluster --config deploy/kind/cluster.yaml --kubeconfig _out/kind.kubeconfig
 	set -e; trap '[ "$(KEEP)" = 1 ] || $(KIND) delete cluster --name guardchain-e2e' EXIT; \
-	for f in Dockerfile.webhook:guardchain-webhook Dockerfile.init:initguards deploy/e2e/Dockerfile.node-sandbox:node-sandbox; do \
+	for f in Dockerfile.webhook:guardchain-webhook Dockerfile.init:initguards deploy/e2e/Dockerfile.node-sandbox:node-sandbox deploy/e2e/Dockerfile.nemoclaw-sandbox:nemoclaw-sandbox; do \
 	  docker buildx build --load -f $${f%%:*} -t localhost/guardchain/$${f##*:}:$(E2E_TAG) . ; \
 	  $(KIND) load docker-image --name guardchain-e2e localhost/guardchain/$${f##*:}:$(E2E_TAG); done; \
 	KUBECONFIG=$(CURDIR)/_out/kind.kubeconfig GUARDCHAIN_E2E_TOOLS=$$(deploy/tools/build.sh kubectl helm) \

@@ -39,7 +39,13 @@ type Guard struct {
 // Chain is the ordered set of guards. The order is the load order.
 type Chain struct {
 	Guards []Guard
+	// Source says where the guards come from: SourceEmbedded, or the
+	// directory of an image's packaged preloads.
+	Source string
 }
+
+// SourceEmbedded names the chain built into this release.
+const SourceEmbedded = "embedded"
 
 // manifest is the load order of GUARDS.md; the safety net must be first.
 var manifest = []Guard{
@@ -54,14 +60,14 @@ var manifest = []Guard{
 // Default returns the embedded chain. The Guards slice is the caller's own;
 // the Bytes are shared and read-only.
 func Default() Chain {
-	return Chain{Guards: slices.Clone(embedded().Guards)}
+	return Chain{Guards: slices.Clone(embedded().Guards), Source: SourceEmbedded}
 }
 
 // DefaultSHA256 is Default().SHA256(), computed once: it is on the admission path.
 var DefaultSHA256 = sync.OnceValue(func() string { return embedded().SHA256() })
 
 var embedded = sync.OnceValue(func() Chain {
-	c := Chain{Guards: make([]Guard, len(manifest))}
+	c := Chain{Guards: make([]Guard, len(manifest)), Source: SourceEmbedded}
 	for i, g := range manifest {
 		b, err := files.ReadFile("js/" + g.Name)
 		if err != nil {

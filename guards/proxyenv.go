@@ -132,6 +132,11 @@ func (c Chain) Validate(o Options) error {
 	if err := c.ValidateRequired(o.Required); err != nil {
 		return fmt.Errorf("required guards: %w", err)
 	}
+	for _, g := range c.Guards {
+		if err := ValidateStagedName(g.Name); err != nil {
+			return err
+		}
+	}
 	if o.GitSSLCAInfo != "" {
 		if !path.IsAbs(o.GitSSLCAInfo) || strings.ContainsAny(o.GitSSLCAInfo, "\x00\n\r") {
 			return fmt.Errorf("GIT_SSL_CAINFO %q must be an absolute path on one line", o.GitSSLCAInfo)
@@ -179,11 +184,14 @@ func (c Chain) RenderProxyEnv(o Options) ([]byte, error) {
 		fmt.Fprintf(&b, "export GIT_SSL_CAINFO=%s\n", ShellQuote(o.GitSSLCAInfo))
 	}
 
-	// Exact tokens only: a guard already named in either form is not added again.
+	// Exact tokens only: a guard already named in either form is not added
+	// again. Each call carries the literal "--require PATH" text, which
+	// NemoClaw's restore script greps for; the paths need no quoting
+	// (Validate keeps them to safe characters).
 	b.WriteString(`__guardchain_require() {
   case " ${NODE_OPTIONS-} " in
-    *" --require $1 "* | *" --require=$1 "* | *" -r $1 "*) ;;
-    *) NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--require $1" ;;
+    *" --require $2 "* | *" --require=$2 "* | *" -r $2 "*) ;;
+    *) NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--require $2" ;;
   esac
 }
 `)
@@ -195,7 +203,7 @@ func (c Chain) RenderProxyEnv(o Options) ([]byte, error) {
 		if !required[g.ID] {
 			continue
 		}
-		call := "__guardchain_require " + ShellQuote(path.Join(o.Dir, g.Name))
+		call := "__guardchain_require --require " + path.Join(o.Dir, g.Name)
 		if g.OnlyIfEnv != "" {
 			fmt.Fprintf(&b, "if [ \"${%s-}\" = %s ]; then %s; fi\n", g.OnlyIfEnv, ShellQuote(g.OnlyIfValue), call)
 		} else {

@@ -20,9 +20,15 @@ type Policy struct {
 	StickyRequired bool
 }
 
-// RootPolicy is the default: root:root 0444 files in a 1777 directory, the
-// shape NemoClaw's own recovery trusts.
+// RootPolicy: root:root 0444 files in a 1777 directory, which the sandbox
+// user cannot replace. Right only where NemoClaw's entrypoint runs as root:
+// as the sandbox user its `mv -f` over a root-owned guard fails.
 var RootPolicy = Policy{UID: 0, GID: 0, StickyRequired: true}
+
+// DefaultOwnership is the stock NemoClaw images' sandbox user (998:998): its
+// entrypoint replaces every guard with its own copy, which it can do over
+// files it owns in a sticky /tmp, and so can an entrypoint that runs as root.
+const DefaultOwnership = "uid:998:998"
 
 // ParseOwnership parses "root", "uid:N" or "uid:N:G".
 func ParseOwnership(s string) (Policy, error) {

@@ -27,6 +27,12 @@ type NodeOptionsMode string
 // ConflictMode says what happens to a pod whose /tmp cannot be taken over.
 type ConflictMode string
 
+// WriterMode says who runs the init container that writes the chain.
+type WriterMode string
+
+// SourceMode says where the staged guards come from.
+type SourceMode string
+
 const (
 	// NodeOptionsOff leaves NODE_OPTIONS to proxy-env.sh (the default).
 	NodeOptionsOff NodeOptionsMode = "off"
@@ -37,6 +43,23 @@ const (
 	ConflictDeny ConflictMode = "deny"
 	// ConflictSkip admits the pod untouched, with a warning.
 	ConflictSkip ConflictMode = "skip"
+
+	// WriterRoot runs the writer as uid 0 holding only CHOWN and FOWNER
+	// (none for ownership root): it makes /tmp 1777 and gives the files to
+	// their owner. Passes the baseline Pod Security level.
+	WriterRoot WriterMode = "root"
+	// WriterOwner runs the writer as the owning uid with no capability:
+	// passes restricted, but /tmp stays the kubelet's 0777, not sticky.
+	WriterOwner WriterMode = "owner"
+
+	// SourceEmbedded stages the chain built into initguards.
+	SourceEmbedded SourceMode = "embedded"
+	// SourceImage stages the preloads packaged in the target container's
+	// image; the pod fails to start if the image has none.
+	SourceImage SourceMode = "image"
+	// SourceAuto stages the image's preloads where the image packages them,
+	// the embedded chain otherwise; the init container says which.
+	SourceAuto SourceMode = "auto"
 )
 
 // Override names a pod annotation that config may let pods use.
@@ -49,9 +72,11 @@ const (
 	OverrideProxyPort  Override = "proxy-port"
 	OverrideOwnership  Override = "ownership"
 	OverrideRequire    Override = "require"
+	OverrideSource     Override = "source"
+	OverrideWriter     Override = "writer"
 )
 
-var allOverrides = []Override{OverrideContainers, OverrideProxyHost, OverrideProxyPort, OverrideOwnership, OverrideRequire}
+var allOverrides = []Override{OverrideContainers, OverrideProxyHost, OverrideProxyPort, OverrideOwnership, OverrideRequire, OverrideSource, OverrideWriter}
 
 // VolumeConfig shapes the emptyDir that becomes /tmp.
 type VolumeConfig struct {
@@ -72,9 +97,16 @@ type Config struct {
 	InitImage       string                      `json:"initImage"`
 	ImagePullPolicy corev1.PullPolicy           `json:"imagePullPolicy"`
 	Resources       corev1.ResourceRequirements `json:"resources"`
-	// Ownership is the initguards policy: root or uid:N.
-	Ownership string       `json:"ownership"`
-	Volume    VolumeConfig `json:"volume"`
+	// Ownership is the initguards policy: root or uid:N[:G].
+	Ownership string `json:"ownership"`
+	// Writer is who writes the chain: root (uid 0, CHOWN and FOWNER only) or
+	// owner (the owning uid, for restricted namespaces).
+	Writer WriterMode `json:"writer"`
+	// Source is where the guards come from: embedded, image or auto.
+	Source SourceMode `json:"source"`
+	// PreloadsDir is where images package their preloads.
+	PreloadsDir string       `json:"preloadsDir"`
+	Volume      VolumeConfig `json:"volume"`
 	// Containers are the target container names.
 	Containers  []string        `json:"containers"`
 	NodeOptions NodeOptionsMode `json:"nodeOptions"`
@@ -96,9 +128,12 @@ type Config struct {
 // DefaultInitImage is the init image of this release.
 func DefaultInitImage() string { return "ghcr.io/guardchain/initguards:" + version.Version }
 
-// Default returns the configuration for OpenShell sandboxes.
+// Default returns the configuration for OpenShell sandboxes running stock
+// NemoClaw images: their entrypoint, as the sandbox user 998 or as root,
+// replaces every guard with the image's own, so the chain is that user's and
+// comes from the image where it packages one. /tmp has no size limit, as the
+// writable layer it replaces had none: tool caches live there.
 func Default() Config {
-	size := resource.MustParse("64Mi")
 	return Config{
 		InitImage:       DefaultInitImage(),
 		ImagePullPolicy: corev1.PullIfNotPresent,
@@ -114,15 +149,17 @@ func Default() Config {
 				corev1.ResourceEphemeralStorage: resource.MustParse("8Mi"),
 			},
 		},
-		Ownership:        "root",
-		Volume:           VolumeConfig{SizeLimit: &size},
+		Ownership:        initguards.DefaultOwnership,
+		Writer:           WriterRoot,
+		Source:           SourceAuto,
+		PreloadsDir:      guards.PackagedDir,
 		Containers:       []string{"agent"},
 		NodeOptions:      NodeOptionsOff,
 		Conflict:         ConflictDeny,
 		Proxy:            ProxyConfig{Host: guards.DefaultProxyHost, Port: guards.DefaultProxyPort},
 		RequiredGuards:   guards.Default().DefaultRequired(),
 		CacheRedirects:   "all",
-		AllowedOverrides: []Override{OverrideContainers, OverrideProxyHost, OverrideProxyPort, OverrideOwnership},
+		AllowedOverrides: []Override{OverrideContainers, OverrideProxyHost, OverrideProxyPort, OverrideOwnership, OverrideSource},
 	}
 }
 
@@ -175,6 +212,15 @@ func (c Config) Validate() error {
 	}
 	if _, err := initguards.ParseOwnership(c.Ownership); err != nil {
 		return field("ownership", err)
+	}
+	if err := c.Writer.validate(); err != nil {
+		return field("writer", err)
+	}
+	if err := c.Source.validate(); err != nil {
+		return field("source", err)
+	}
+	if err := guards.ValidateDir(c.PreloadsDir); err != nil || c.PreloadsDir == "/" {
+		return field("preloadsDir", fmt.Errorf("%q: want a clean absolute path", c.PreloadsDir))
 	}
 	switch c.Volume.Medium {
 	case corev1.StorageMediumDefault, corev1.StorageMediumMemory:
@@ -251,3 +297,19 @@ func (c Config) guardOptions() guards.Options {
 }
 
 func (c Config) allows(o Override) bool { return slices.Contains(c.AllowedOverrides, o) }
+
+func (w WriterMode) validate() error {
+	switch w {
+	case WriterRoot, WriterOwner:
+		return nil
+	}
+	return fmt.Errorf("%q: want root or owner", w)
+}
+
+func (s SourceMode) validate() error {
+	switch s {
+	case SourceEmbedded, SourceImage, SourceAuto:
+		return nil
+	}
+	return fmt.Errorf("%q: want embedded, image or auto", s)
+}

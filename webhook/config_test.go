@@ -30,6 +30,11 @@ func TestParseConfig(t *testing.T) {
 		{"bad label", "namespaceOptOutLabel: 'a b'\n", `config namespaceOptOutLabel: "a b"`},
 		{"request over limit", "resources: {requests: {memory: 1Gi}, limits: {memory: 1Mi}}\n", "config resources: request memory 1Gi exceeds limit 1Mi"},
 		{"bad image", "initImage: ''\n", `config initImage: "" is not an image reference`},
+		{"bad writer", "writer: nobody\n", `config writer: "nobody": want root or owner`},
+		{"bad source", "source: registry\n", `config source: "registry": want embedded, image or auto`},
+		{"relative preloads dir", "preloadsDir: usr/lib\n", `config preloadsDir: "usr/lib": want a clean absolute path`},
+		{"root preloads dir", "preloadsDir: /\n", `config preloadsDir: "/": want a clean absolute path`},
+		{"sources and writers", "writer: owner\nsource: image\npreloadsDir: /opt/preloads\nallowedOverrides: [source, writer]\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,5 +56,22 @@ func TestParseConfig(t *testing.T) {
 	cfg, _ := ParseConfig(nil)
 	if diff := cmp.Diff(Default(), cfg); diff != "" {
 		t.Errorf("empty config differs from Default (-default +parsed):\n%s", diff)
+	}
+}
+
+// The defaults suit stock NemoClaw images (GUARDS.md): the sandbox user owns
+// the chain, the image's preloads are staged where it has them, and /tmp is
+// not capped: it holds the tool caches (npm, pip, XDG) that the writable layer
+// it replaces held without a limit, and a capped emptyDir gets the pod evicted.
+func TestDefaultSuitsStockNemoClawImages(t *testing.T) {
+	d := Default()
+	if d.Ownership != "uid:998:998" || d.Writer != WriterRoot || d.Source != SourceAuto || d.PreloadsDir != "/usr/local/lib/nemoclaw/preloads" {
+		t.Errorf("defaults ownership %s, writer %s, source %s, preloadsDir %s", d.Ownership, d.Writer, d.Source, d.PreloadsDir)
+	}
+	if d.Volume.SizeLimit != nil {
+		t.Errorf("the default /tmp is capped at %s; a sandbox that installs packages gets evicted", d.Volume.SizeLimit)
+	}
+	if d.CacheRedirects != "all" {
+		t.Errorf("cacheRedirects %q", d.CacheRedirects)
 	}
 }

@@ -2,15 +2,11 @@ package webhook
 
 import (
 	"fmt"
-	"path"
-	"slices"
 	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	"github.com/guardchain/guardchain/guards"
 	"github.com/guardchain/guardchain/initguards"
@@ -22,6 +18,11 @@ const (
 	VolumeName        = "guardchain-tmp"
 	InitContainerName = "guardchain-init"
 	TmpPath           = "/tmp"
+	// With an image source, guardchain-bin copies initguards into the
+	// emptyDir guardchain-bin, mounted at BinPath, for guardchain-init.
+	BinContainerName = "guardchain-bin"
+	BinVolumeName    = "guardchain-bin"
+	BinPath          = "/guardchain"
 
 	annotationPrefix     = "guardchain.dev/"
 	AnnotationStatus     = annotationPrefix + "status"
@@ -32,6 +33,8 @@ const (
 	AnnotationProxyPort  = annotationPrefix + string(OverrideProxyPort)
 	AnnotationOwnership  = annotationPrefix + string(OverrideOwnership)
 	AnnotationRequire    = annotationPrefix + string(OverrideRequire)
+	AnnotationSource     = annotationPrefix + string(OverrideSource)
+	AnnotationWriter     = annotationPrefix + string(OverrideWriter)
 
 	// StatusInjected is the status annotation's value on an injected pod.
 	StatusInjected = "injected"
@@ -153,11 +156,13 @@ type podSettings struct {
 	opts       guards.Options
 	ownership  string
 	policy     initguards.Policy
+	writer     WriterMode
+	source     SourceMode
 }
 
 func (in *injection) run() Result {
-	if in.pod.Spec.OS != nil && in.pod.Spec.OS.Name == corev1.Windows {
-		in.note(ReasonWindowsPod, "pod %s runs on Windows; the guard chain is for Linux containers", podName(in.pod))
+	if why := windowsOnly(&in.pod.Spec); why != "" {
+		in.note(ReasonWindowsPod, "pod %s runs only on Windows nodes (%s); the guard chain is for Linux containers", podName(in.pod), why)
 		return in.stop(OutcomeSkipped, ReasonWindowsPod)
 	}
 	set, bad := in.settings()
@@ -170,9 +175,14 @@ func (in *injection) run() Result {
 		return in.stop(OutcomeSkipped, ReasonNoTargetContainer)
 	}
 
-	volume, mount, res := in.tmpVolume(targets)
+	volume, mount, from, res := in.tmpVolume(targets)
 	if res != nil {
 		return *res
+	}
+	if set.source != SourceEmbedded {
+		if v := volumeByName(&in.pod.Spec, BinVolumeName); v != nil && v.EmptyDir == nil {
+			return in.refuse(ReasonVolumeNameTaken, "the pod already has a volume named %s that is %s, not an emptyDir", BinVolumeName, volumeKind(v))
+		}
 	}
 
 	out := in.pod.DeepCopy()
@@ -187,10 +197,17 @@ func (in *injection) run() Result {
 			changed = in.ensureNodeOptions(c, set) || changed
 		}
 	}
-	changed = ensureInitContainerFirst(spec, in.initContainer(set, mount, guaranteed(in.pod))) || changed
+	if set.source != SourceEmbedded {
+		changed = ensureVolume(spec, BinVolumeName, binVolume) || changed
+	}
+	// The image source reads the first target's image, as the pod names it.
+	inits := in.initContainers(set, containerByName(&in.pod.Spec, from), mount, guaranteed(in.pod))
+	refresh := in.pod.Annotations[AnnotationVersion] != "" && in.pod.Annotations[AnnotationVersion] != version.Version
+	changed = ensureInitContainersFirst(spec, inits, refresh) || changed
 	changed = ensureAnnotations(&out.ObjectMeta, [][2]string{
 		{AnnotationStatus, StatusInjected},
 		{AnnotationChain, guards.DefaultSHA256()},
+		{AnnotationSource, string(set.source)},
 		{AnnotationVersion, version.Version},
 	}) || changed
 	if !changed {
@@ -203,7 +220,7 @@ func (in *injection) run() Result {
 // value is an error, never silently ignored: the pod asked for something.
 func (in *injection) settings() (podSettings, error) {
 	cfg := in.cfg
-	set := podSettings{containers: cfg.Containers, opts: cfg.guardOptions(), ownership: cfg.Ownership}
+	set := podSettings{containers: cfg.Containers, opts: cfg.guardOptions(), ownership: cfg.Ownership, writer: cfg.Writer, source: cfg.Source}
 	ann := in.pod.Annotations
 	var firstErr error
 	fail := func(key, format string, args ...any) {
@@ -259,6 +276,16 @@ func (in *injection) settings() (podSettings, error) {
 				fail(key, "%v", err)
 			}
 			set.opts.Required = ids
+		case OverrideSource:
+			if err := SourceMode(v).validate(); err != nil {
+				fail(key, "%v", err)
+			}
+			set.source = SourceMode(v)
+		case OverrideWriter:
+			if err := WriterMode(v).validate(); err != nil {
+				fail(key, "%v", err)
+			}
+			set.writer = WriterMode(v)
 		}
 	}
 	set.policy, _ = initguards.ParseOwnership(set.ownership)
@@ -302,302 +329,6 @@ func containerByName(spec *corev1.PodSpec, name string) *corev1.Container {
 		}
 	}
 	return nil
-}
-
-// tmpVolume picks the emptyDir that becomes /tmp: one the targets already
-// mount there, or ours. Anything else at /tmp is refused.
-func (in *injection) tmpVolume(targets []string) (string, corev1.VolumeMount, *Result) {
-	mount := corev1.VolumeMount{Name: VolumeName, MountPath: TmpPath}
-	found := ""
-	for _, t := range targets {
-		c := containerByName(&in.pod.Spec, t)
-		for _, m := range c.VolumeMounts {
-			if path.Clean(m.MountPath) != TmpPath {
-				continue
-			}
-			v := volumeByName(&in.pod.Spec, m.Name)
-			if v == nil || v.EmptyDir == nil {
-				r := in.refuse(ReasonTmpNotEmptyDir, "container %s mounts %s from volume %s, which is %s, not an emptyDir; the guard chain cannot be written there",
-					t, m.MountPath, m.Name, volumeKind(v))
-				return "", mount, &r
-			}
-			if found != "" && found != m.Name+"\x00"+m.SubPath {
-				r := in.refuse(ReasonTmpVolumesDiffer, "target containers mount different volumes at /tmp; the chain can fill only one")
-				return "", mount, &r
-			}
-			found = m.Name + "\x00" + m.SubPath
-			mount = corev1.VolumeMount{Name: m.Name, MountPath: TmpPath, SubPath: m.SubPath}
-		}
-	}
-	if found == "" {
-		if v := volumeByName(&in.pod.Spec, VolumeName); v != nil && v.EmptyDir == nil {
-			r := in.refuse(ReasonVolumeNameTaken, "the pod already has a volume named %s that is %s, not an emptyDir", VolumeName, volumeKind(v))
-			return "", mount, &r
-		}
-	}
-	return mount.Name, mount, nil
-}
-
-func volumeByName(spec *corev1.PodSpec, name string) *corev1.Volume {
-	for i := range spec.Volumes {
-		if spec.Volumes[i].Name == name {
-			return &spec.Volumes[i]
-		}
-	}
-	return nil
-}
-
-// volumeKind names a volume's source for messages.
-func volumeKind(v *corev1.Volume) string {
-	if v == nil {
-		return "not defined in the pod"
-	}
-	s := v.VolumeSource
-	switch {
-	case s.HostPath != nil:
-		return "a hostPath"
-	case s.ConfigMap != nil:
-		return "a configMap"
-	case s.Secret != nil:
-		return "a secret"
-	case s.PersistentVolumeClaim != nil:
-		return "a persistentVolumeClaim"
-	case s.Projected != nil:
-		return "a projected volume"
-	case s.Ephemeral != nil:
-		return "an ephemeral volume"
-	case s.DownwardAPI != nil:
-		return "a downwardAPI volume"
-	case s.Image != nil:
-		return "an image volume"
-	}
-	return "not an emptyDir"
-}
-
-// ensureVolume adds our emptyDir unless a volume of that name exists (an
-// emptyDir the pod already mounts at /tmp, or ours from an earlier call).
-func ensureVolume(spec *corev1.PodSpec, name string, vc VolumeConfig) bool {
-	if volumeByName(spec, name) != nil {
-		return false
-	}
-	ed := &corev1.EmptyDirVolumeSource{Medium: vc.Medium}
-	if vc.SizeLimit != nil {
-		q := vc.SizeLimit.DeepCopy()
-		ed.SizeLimit = &q
-	}
-	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: ed}})
-	return true
-}
-
-// ensureTmpMount mounts the chain volume at /tmp unless the container already
-// mounts something there (which tmpVolume has vetted).
-func ensureTmpMount(c *corev1.Container, m corev1.VolumeMount) bool {
-	for _, have := range c.VolumeMounts {
-		if path.Clean(have.MountPath) == TmpPath {
-			return false
-		}
-	}
-	c.VolumeMounts = append(c.VolumeMounts, m)
-	return true
-}
-
-// ensureNodeOptions appends the required --require tokens to a literal
-// NODE_OPTIONS. A value from a source (valueFrom, envFrom) is never silently
-// overridden: it is left alone with a warning.
-func (in *injection) ensureNodeOptions(c *corev1.Container, set podSettings) bool {
-	idx := -1
-	for i, e := range c.Env {
-		if e.Name == "NODE_OPTIONS" {
-			idx = i
-		}
-	}
-	if idx >= 0 && c.Env[idx].ValueFrom != nil {
-		in.note(ReasonNodeOptionsFrom, "container %s takes NODE_OPTIONS from valueFrom; left as is, so only proxy-env.sh names the guards", c.Name)
-		return false
-	}
-	if idx < 0 && len(c.EnvFrom) > 0 {
-		in.note(ReasonNodeOptionsFrom, "container %s has envFrom, which may set NODE_OPTIONS; not overridden, so only proxy-env.sh names the guards", c.Name)
-		return false
-	}
-	value := ""
-	if idx >= 0 {
-		value = c.Env[idx].Value
-	}
-	tokens := strings.Fields(value)
-	required := map[string]bool{}
-	for _, id := range set.opts.Required {
-		required[id] = true
-	}
-	for _, g := range chain.Guards {
-		if !required[g.ID] || (g.OnlyIfEnv != "" && literalEnv(c, g.OnlyIfEnv) != g.OnlyIfValue) {
-			continue
-		}
-		file := path.Join(TmpPath, g.Name)
-		if !hasRequire(tokens, file) {
-			tokens = append(tokens, "--require", file)
-		}
-	}
-	joined := strings.Join(tokens, " ")
-	if idx >= 0 {
-		if strings.Join(strings.Fields(value), " ") == joined {
-			return false
-		}
-		c.Env[idx].Value = joined
-		return true
-	}
-	c.Env = append(c.Env, corev1.EnvVar{Name: "NODE_OPTIONS", Value: joined})
-	return true
-}
-
-func literalEnv(c *corev1.Container, name string) string {
-	for _, e := range c.Env {
-		if e.Name == name && e.ValueFrom == nil {
-			return e.Value
-		}
-	}
-	return ""
-}
-
-// hasRequire matches exact tokens in any of Node's forms, never substrings.
-func hasRequire(tokens []string, file string) bool {
-	for i, t := range tokens {
-		if t == "--require="+file || ((t == "--require" || t == "-r") && i+1 < len(tokens) && tokens[i+1] == file) {
-			return true
-		}
-	}
-	return false
-}
-
-// initContainer is the guardchain-init container for these settings.
-func (in *injection) initContainer(set podSettings, mount corev1.VolumeMount, keepGuaranteed bool) corev1.Container {
-	o := set.opts
-	env := []corev1.EnvVar{
-		{Name: "GUARDCHAIN_DIR", Value: TmpPath},
-		{Name: "GUARDCHAIN_OWNERSHIP", Value: set.ownership},
-		{Name: "GUARDCHAIN_PROXY_HOST", Value: o.ProxyHost},
-		{Name: "GUARDCHAIN_PROXY_PORT", Value: strconv.Itoa(o.ProxyPort)},
-		{Name: "GUARDCHAIN_REQUIRE", Value: requireList(o.Required)},
-		{Name: "GUARDCHAIN_CACHE_REDIRECTS", Value: redirectList(o.CacheRedirects)},
-	}
-	if o.GitSSLCAInfo != "" {
-		env = append(env, corev1.EnvVar{Name: "GUARDCHAIN_GIT_SSL_CAINFO", Value: o.GitSSLCAInfo})
-	}
-	return corev1.Container{
-		Name:            InitContainerName,
-		Image:           in.cfg.InitImage,
-		ImagePullPolicy: in.cfg.ImagePullPolicy,
-		Args:            []string{"emit"},
-		Env:             env,
-		Resources:       initResources(in.cfg.Resources, keepGuaranteed),
-		VolumeMounts:    []corev1.VolumeMount{{Name: mount.Name, MountPath: TmpPath, SubPath: mount.SubPath}},
-		SecurityContext: securityContext(set.policy),
-		// The message kubectl shows when emit fails is its one-line error.
-		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
-	}
-}
-
-// initResources are config's, except in a Guaranteed pod: there requests are
-// raised to the limits, so adding the init container never demotes the pod's
-// QoS class (and its eviction order) to Burstable.
-func initResources(r corev1.ResourceRequirements, keepGuaranteed bool) corev1.ResourceRequirements {
-	out := *r.DeepCopy()
-	if !keepGuaranteed {
-		return out
-	}
-	if out.Requests == nil {
-		out.Requests = corev1.ResourceList{}
-	}
-	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		if l, ok := out.Limits[name]; ok {
-			out.Requests[name] = l.DeepCopy()
-		}
-	}
-	return out
-}
-
-// guaranteed reports whether every container of the pod has CPU and memory
-// limits equal to its requests (the Guaranteed QoS class); our own init
-// container does not count.
-func guaranteed(p *corev1.Pod) bool {
-	seen := false
-	// Indexing, not ranging by value: this runs on every admission and a
-	// Container is large.
-	for _, list := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
-		for i := range list {
-			c := &list[i]
-			if c.Name == InitContainerName {
-				continue
-			}
-			seen = true
-			for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-				l, ok := c.Resources.Limits[name]
-				if !ok {
-					return false
-				}
-				if req, ok := c.Resources.Requests[name]; ok && req.Cmp(l) != 0 {
-					return false
-				}
-			}
-		}
-	}
-	return seen
-}
-
-// securityContext is the least the policy needs: root (uid 0, no
-// capabilities: it owns the emptyDir and needs none) for the root policy; the
-// owning uid, non-root, for uid:N, which passes the restricted Pod Security
-// Standard.
-func securityContext(p initguards.Policy) *corev1.SecurityContext {
-	sc := &corev1.SecurityContext{
-		RunAsUser:                ptr.To(int64(p.UID)),
-		RunAsNonRoot:             ptr.To(p.UID != 0),
-		AllowPrivilegeEscalation: ptr.To(false),
-		ReadOnlyRootFilesystem:   ptr.To(true),
-		Privileged:               ptr.To(false),
-		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-	}
-	if p.GID >= 0 {
-		sc.RunAsGroup = ptr.To(int64(p.GID))
-	}
-	return sc
-}
-
-func requireList(ids []string) string {
-	if len(ids) == 0 {
-		return "none"
-	}
-	return strings.Join(ids, ",")
-}
-
-func redirectList(vars []string) string {
-	switch {
-	case len(vars) == 0:
-		return "none"
-	case slices.Equal(vars, guards.CacheRedirectVars()):
-		return "all"
-	}
-	return strings.Join(vars, ",")
-}
-
-// ensureInitContainerFirst puts c first in initContainers, replacing an
-// earlier copy wherever it stands, so the chain exists before any other init
-// container or native sidecar starts.
-func ensureInitContainerFirst(spec *corev1.PodSpec, c corev1.Container) bool {
-	if len(spec.InitContainers) > 0 && spec.InitContainers[0].Name == InitContainerName &&
-		equality.Semantic.DeepEqual(&spec.InitContainers[0], &c) {
-		return false
-	}
-	rest := make([]corev1.Container, 0, len(spec.InitContainers)+1)
-	rest = append(rest, c)
-	for _, ic := range spec.InitContainers {
-		if ic.Name != InitContainerName {
-			rest = append(rest, ic)
-		}
-	}
-	spec.InitContainers = rest
-	return true
 }
 
 func ensureAnnotations(meta *metav1.ObjectMeta, want [][2]string) bool {

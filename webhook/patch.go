@@ -44,33 +44,54 @@ func Patch(orig, mutated *corev1.Pod) []jsonpatch.JsonPatchOperation {
 		ops = containerOps(ops, fmt.Sprintf("/spec/containers/%d", i), &orig.Spec.Containers[i], &mutated.Spec.Containers[i])
 	}
 
-	// Init containers: first the edits at their original indexes, then move
-	// guardchain-init to the front, which shifts the others.
-	oldInit := -1
+	// Init containers: first the edits to others at their original indexes;
+	// then, unless guardchain's are already in place, remove every one of
+	// guardchain's (highest index first) and add the wanted ones at the front.
+	var own []int
 	for i := range orig.Spec.InitContainers {
 		o := &orig.Spec.InitContainers[i]
-		if o.Name == InitContainerName {
-			oldInit = i
+		if IsOwnInitContainer(o.Name) {
+			own = append(own, i)
 			continue
 		}
 		if m := initByName(mutated, o.Name); m != nil {
 			ops = containerOps(ops, fmt.Sprintf("/spec/initContainers/%d", i), o, m)
 		}
 	}
-	if len(mutated.Spec.InitContainers) > 0 && mutated.Spec.InitContainers[0].Name == InitContainerName {
-		want := &mutated.Spec.InitContainers[0]
-		switch {
-		case oldInit == 0 && equality.Semantic.DeepEqual(&orig.Spec.InitContainers[0], want):
-		case len(orig.Spec.InitContainers) == 0:
-			add("/spec/initContainers", []corev1.Container{*want})
-		case oldInit >= 0:
-			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "remove", Path: fmt.Sprintf("/spec/initContainers/%d", oldInit)})
-			fallthrough
-		default:
-			add("/spec/initContainers/0", want)
+	var want []corev1.Container
+	for _, c := range mutated.Spec.InitContainers {
+		if !IsOwnInitContainer(c.Name) {
+			break
+		}
+		want = append(want, c)
+	}
+	if len(want) > 0 && !ownInPlace(orig.Spec.InitContainers, own, want) {
+		if len(orig.Spec.InitContainers) == 0 {
+			add("/spec/initContainers", want)
+		} else {
+			for k := len(own) - 1; k >= 0; k-- {
+				ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "remove", Path: fmt.Sprintf("/spec/initContainers/%d", own[k])})
+			}
+			for j := range want {
+				add(fmt.Sprintf("/spec/initContainers/%d", j), want[j])
+			}
 		}
 	}
 	return ops
+}
+
+// ownInPlace: guardchain's init containers in orig (at indexes own) are
+// exactly want, at the front.
+func ownInPlace(orig []corev1.Container, own []int, want []corev1.Container) bool {
+	if len(own) != len(want) {
+		return false
+	}
+	for j, i := range own {
+		if i != j || !equality.Semantic.DeepEqual(&orig[i], &want[j]) {
+			return false
+		}
+	}
+	return true
 }
 
 func initByName(p *corev1.Pod, name string) *corev1.Container {
@@ -86,7 +107,11 @@ func containerOps(ops []jsonpatch.JsonPatchOperation, base string, o, m *corev1.
 	ops = appendList(ops, base+"/volumeMounts", o.VolumeMounts, m.VolumeMounts)
 	for j := range o.Env {
 		if o.Env[j].Value != m.Env[j].Value {
-			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "replace", Path: fmt.Sprintf("%s/env/%d/value", base, j), Value: m.Env[j].Value})
+			// add, not replace: an empty value reaches us without its "value"
+			// key, and replace needs its target to exist (RFC 6902, 4.3), so
+			// a strict applier refuses the patch and with it the pod; add on
+			// an object member sets it whether or not it exists.
+			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: fmt.Sprintf("%s/env/%d/value", base, j), Value: m.Env[j].Value})
 		}
 	}
 	return appendList(ops, base+"/env", o.Env, m.Env)

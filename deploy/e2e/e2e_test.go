@@ -173,7 +173,7 @@ func TestE2E(t *testing.T) {
 		if _, err := e.cs.AppsV1().Deployments(sandboxNS).Create(ctx, e.sandboxDeployment(), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		pod = e.waitSandboxPod(t, "")
+		pod = e.waitAppPod(t, "e2e-sandbox", "")
 		done()
 		e.checkGuardsLoaded(t, pod)
 	})
@@ -205,7 +205,7 @@ func TestE2E(t *testing.T) {
 			if err := e.cs.CoreV1().Pods(sandboxNS).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(1))}); err != nil {
 				t.Fatal(err)
 			}
-			pod = e.waitSandboxPod(t, pod.Name)
+			pod = e.waitAppPod(t, "e2e-sandbox", pod.Name)
 			done()
 			e.checkGuardsLoaded(t, pod)
 		}
@@ -216,6 +216,8 @@ func TestE2E(t *testing.T) {
 		e.must(t, "helm", "test", release, "-n", releaseNS, "--timeout", "2m")
 		done()
 	})
+
+	e.testNemoClaw(t)
 
 	t.Run("a pod outside the selector is untouched", func(t *testing.T) {
 		p := e.plainPod("outside", nil)
@@ -377,33 +379,6 @@ func (e *env) plainPod(name string, mod func(*corev1.Pod)) *corev1.Pod {
 	return p
 }
 
-// waitSandboxPod waits for a Running, ready sandbox pod other than previous.
-func (e *env) waitSandboxPod(t *testing.T, previous string) *corev1.Pod {
-	t.Helper()
-	var found *corev1.Pod
-	waitFor(t, "a running sandbox pod", 3*time.Minute, func() error {
-		pods, err := e.cs.CoreV1().Pods(sandboxNS).List(context.Background(), metav1.ListOptions{LabelSelector: "app=e2e-sandbox"})
-		if err != nil {
-			return err
-		}
-		for i := range pods.Items {
-			p := &pods.Items[i]
-			if p.Name == previous || p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
-				continue
-			}
-			for _, s := range p.Status.ContainerStatuses {
-				if !s.Ready {
-					return fmt.Errorf("%s: container %s not ready", p.Name, s.Name)
-				}
-			}
-			found = p
-			return nil
-		}
-		return fmt.Errorf("no running sandbox pod yet")
-	})
-	return found
-}
-
 func (e *env) logs(t *testing.T, p *corev1.Pod, container string) string {
 	t.Helper()
 	var out string
@@ -420,8 +395,8 @@ func (e *env) logs(t *testing.T, p *corev1.Pod, container string) string {
 
 func (e *env) checkGuardsLoaded(t *testing.T, p *corev1.Pod) {
 	t.Helper()
-	if len(p.Spec.InitContainers) == 0 || p.Spec.InitContainers[0].Name != webhook.InitContainerName {
-		t.Fatalf("pod %s has no %s first", p.Name, webhook.InitContainerName)
+	if !webhook.WritesChainFirst(&p.Spec) {
+		t.Fatalf("pod %s: guardchain's init containers are not first", p.Name)
 	}
 	logs := e.logs(t, p, "agent")
 	var line string
@@ -450,10 +425,12 @@ func (e *env) checkGuardsLoaded(t *testing.T, p *corev1.Pod) {
 	}
 }
 
-// TestE2EReadyOverhead measures pod create to Ready with and without
-// injection (10 each, one after another, same run) and logs the medians and
-// their ratio: the overhead the init container adds. It asserts only that
-// every pod became Ready.
+// TestE2EReadyOverhead measures pod create to Ready (10 pods of each kind,
+// one after another, same run) of the NemoClaw-shaped image with a plain
+// command: without injection, with the embedded chain (one init container)
+// and with the image's chain (source auto: two). It logs the medians and
+// their ratios, and asserts only that every pod became Ready with the chain
+// it asked for.
 func TestE2EReadyOverhead(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
@@ -465,38 +442,36 @@ func TestE2EReadyOverhead(t *testing.T) {
 		}
 	}
 	e.waitInjecting(t)
-	measure := func(ns string, injected bool) []time.Duration {
+	measure := func(ns, source string) []time.Duration {
 		var took []time.Duration
 		for i := 0; i < 10; i++ {
+			pod := e.nemoclawPod(func(p *corev1.Pod) {
+				p.Spec.Containers[0].Command = []string{"/bin/sleep", "100000"}
+				if source != "" {
+					p.Annotations = map[string]string{webhook.AnnotationSource: source}
+				}
+			})
 			start := time.Now()
-			p, err := e.cs.CoreV1().Pods(ns).Create(ctx, e.plainPod("", nil), metav1.CreateOptions{})
+			p, err := e.cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := p.Annotations[webhook.AnnotationStatus] == webhook.StatusInjected; got != injected {
-				t.Fatalf("pod in %s injected=%v", ns, got)
+			if got := p.Annotations[webhook.AnnotationSource]; got != source {
+				t.Fatalf("pod in %s: source %q, want %q", ns, got, source)
 			}
-			waitFor(t, "pod Ready", 2*time.Minute, func() error {
-				p, err := e.cs.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
-				if err != nil {
-					return err
-				}
-				for _, c := range p.Status.Conditions {
-					if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-						return nil
-					}
-				}
-				return fmt.Errorf("not ready")
-			})
+			e.waitPod(t, ns, p.Name, "pod Ready", ready)
 			took = append(took, time.Since(start))
 			_ = e.cs.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))})
 		}
 		slices.Sort(took)
 		return took
 	}
-	plain := measure(otherNS, false)
-	guarded := measure(sandboxNS, true)
+	plain := measure(otherNS, "")
+	embedded := measure(sandboxNS, "embedded")
+	image := measure(sandboxNS, "auto")
 	med := func(d []time.Duration) time.Duration { return d[len(d)/2] }
-	t.Logf("pod create to Ready, median of 10: without injection %v, with injection %v, ratio %.2f",
-		med(plain).Round(time.Millisecond), med(guarded).Round(time.Millisecond), float64(med(guarded))/float64(med(plain)))
+	ratio := func(a, b []time.Duration) float64 { return float64(med(a)) / float64(med(b)) }
+	t.Logf("pod create to Ready, median of 10: without injection %v, embedded %v (%.2fx), image %v (%.2fx; %.2fx embedded)",
+		med(plain).Round(time.Millisecond), med(embedded).Round(time.Millisecond), ratio(embedded, plain),
+		med(image).Round(time.Millisecond), ratio(image, plain), ratio(image, embedded))
 }

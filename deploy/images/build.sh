@@ -5,7 +5,7 @@
 # sandbox-shaped pods and a pause image. containerd imports the archives.
 #
 #   usage: deploy/images/build.sh OUT_DIR [TAG]      (TAG default: e2e)
-#   gives: OUT_DIR/{guardchain-webhook,initguards,node-sandbox,pause}.oci.tar
+#   gives: OUT_DIR/{guardchain-webhook,initguards,node-sandbox,nemoclaw-sandbox,pause}.oci.tar
 set -euo pipefail
 out=$(mkdir -p "$1" && cd "$1" && pwd)
 tag=${2:-e2e}
@@ -62,12 +62,33 @@ image pause "$work/rootfs-pause" 65532 /pause
 
 # node-sandbox: the host's node with the shared libraries it links, busybox
 # for sh and coreutils, and initguards for checks inside a sandbox pod.
-r="$work/rootfs-node"; rootfs "$r"; mkdir -p "$r/bin" "$r/usr/bin"
-node=$(readlink -f "$(command -v node)")
-cp "$node" "$r/usr/bin/node"
-for lib in $(ldd "$node" | grep -o '/[^ ]*'); do mkdir -p "$r$(dirname "$lib")"; cp -L "$lib" "$r$lib"; done
-cp "$(command -v busybox)" "$r/bin/busybox"
-for a in $("$r/bin/busybox" --list); do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
+# withBinary ROOTFS PATH: a host binary and the shared libraries it links.
+withBinary() {
+  local bin; bin=$(readlink -f "$2")
+  mkdir -p "$1$(dirname "$2")"; cp "$bin" "$1$2"
+  for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do mkdir -p "$1$(dirname "$lib")"; cp -L "$lib" "$1$lib"; done
+}
+# nodeRootfs DIR: node, busybox for sh and coreutils.
+nodeRootfs() {
+  rootfs "$1"; mkdir -p "$1/bin" "$1/usr/bin"
+  withBinary "$1" /usr/bin/node
+  cp "$(command -v busybox)" "$1/bin/busybox"
+  for a in $("$1/bin/busybox" --list); do [ -e "$1/bin/$a" ] || ln -s busybox "$1/bin/$a"; done
+}
+r="$work/rootfs-node"; nodeRootfs "$r"
 cp "$work/bin/initguards" "$r/usr/bin/initguards"
 printf 'sandbox:x:1000:1000:sandbox:/tmp:/bin/sh\n' >> "$r/etc/passwd"; printf 'sandbox:x:1000:\n' >> "$r/etc/group"
 image node-sandbox "$r" 0 /bin/sh
+
+# nemoclaw-sandbox: shaped like a stock NemoClaw image (deploy/nemoclaw):
+# USER sandbox (998:998), packaged preloads root-owned 0644 under
+# /usr/local/lib/nemoclaw/preloads, and an entrypoint that re-stages them over
+# /tmp and exits on failure, then starts the gateway.
+r="$work/rootfs-nemoclaw"; nodeRootfs "$r"
+withBinary "$r" /bin/bash
+printf 'sandbox:x:998:998:sandbox:/sandbox:/bin/sh\n' >> "$r/etc/passwd"; printf 'sandbox:x:998:\n' >> "$r/etc/group"
+install -d -m 0755 "$r/usr/local/lib/nemoclaw/preloads" "$r/usr/local/bin"
+install -m 0644 "$root"/deploy/nemoclaw/preloads/*.js "$r/usr/local/lib/nemoclaw/preloads/"
+install -m 0644 "$root/deploy/nemoclaw/gateway.js" "$r/usr/local/lib/nemoclaw/gateway.js"
+install -m 0755 "$root/deploy/nemoclaw/entrypoint.sh" "$r/usr/local/bin/nemoclaw-start"
+image nemoclaw-sandbox "$r" 998:998 /usr/local/bin/nemoclaw-start node /usr/local/lib/nemoclaw/gateway.js gateway

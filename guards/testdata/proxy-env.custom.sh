@@ -9,13 +9,13 @@ export no_proxy='localhost,127.0.0.1,::1,fd00::1'
 export GIT_SSL_CAINFO='/etc/ssl/it'\''s/ca.pem'
 __guardchain_require() {
   case " ${NODE_OPTIONS-} " in
-    *" --require $1 "* | *" --require=$1 "* | *" -r $1 "*) ;;
-    *) NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--require $1" ;;
+    *" --require $2 "* | *" --require=$2 "* | *" -r $2 "*) ;;
+    *) NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--require $2" ;;
   esac
 }
-__guardchain_require '/tmp/nemoclaw-sandbox-safety-net.js'
-__guardchain_require '/tmp/nemoclaw-ciao-network-guard.js'
-__guardchain_require '/tmp/nemoclaw-slack-channel-guard.js'
+__guardchain_require --require /tmp/nemoclaw-sandbox-safety-net.js
+__guardchain_require --require /tmp/nemoclaw-ciao-network-guard.js
+__guardchain_require --require /tmp/nemoclaw-slack-channel-guard.js
 unset -f __guardchain_require
 if [ -n "${NODE_OPTIONS-}" ]; then export NODE_OPTIONS; fi
 export npm_config_cache='/tmp/.npm'

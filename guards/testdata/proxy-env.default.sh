@@ -8,14 +8,14 @@ export NO_PROXY='localhost,127.0.0.1,::1,10.200.0.1'
 export no_proxy='localhost,127.0.0.1,::1,10.200.0.1'
 __guardchain_require() {
   case " ${NODE_OPTIONS-} " in
-    *" --require $1 "* | *" --require=$1 "* | *" -r $1 "*) ;;
-    *) NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--require $1" ;;
+    *" --require $2 "* | *" --require=$2 "* | *" -r $2 "*) ;;
+    *) NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--require $2" ;;
   esac
 }
-__guardchain_require '/tmp/nemoclaw-sandbox-safety-net.js'
-if [ "${NODE_USE_ENV_PROXY-}" = '1' ]; then __guardchain_require '/tmp/nemoclaw-http-proxy-fix.js'; fi
-__guardchain_require '/tmp/nemoclaw-nemotron-inference-fix.js'
-__guardchain_require '/tmp/nemoclaw-ciao-network-guard.js'
+__guardchain_require --require /tmp/nemoclaw-sandbox-safety-net.js
+if [ "${NODE_USE_ENV_PROXY-}" = '1' ]; then __guardchain_require --require /tmp/nemoclaw-http-proxy-fix.js; fi
+__guardchain_require --require /tmp/nemoclaw-nemotron-inference-fix.js
+__guardchain_require --require /tmp/nemoclaw-ciao-network-guard.js
 unset -f __guardchain_require
 if [ -n "${NODE_OPTIONS-}" ]; then export NODE_OPTIONS; fi
 export npm_config_cache='/tmp/.npm'

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,8 +27,7 @@ func agentPod(name string) *corev1.Pod {
 }
 
 func injected(p *corev1.Pod) bool {
-	return p.Annotations[webhook.AnnotationStatus] == webhook.StatusInjected &&
-		len(p.Spec.InitContainers) > 0 && p.Spec.InitContainers[0].Name == webhook.InitContainerName
+	return p.Annotations[webhook.AnnotationStatus] == webhook.StatusInjected && webhook.WritesChainFirst(&p.Spec)
 }
 
 func create(t *testing.T, ns string, p *corev1.Pod) *corev1.Pod {
@@ -164,8 +164,8 @@ func TestControlPlaneReinvocation(t *testing.T) {
 	if strings.Join(names, ",") != "agent,late" {
 		t.Fatalf("containers %v", names)
 	}
-	if n := countInit(got); n != 1 || got.Spec.InitContainers[0].Name != webhook.InitContainerName {
-		t.Errorf("%d guardchain-init containers, want 1, first", n)
+	if n := countInit(got); n != 1 || !injected(got) {
+		t.Errorf("%d guardchain-init containers, want 1, after guardchain-bin and before any other", n)
 	}
 	vols := 0
 	for _, v := range got.Spec.Volumes {
@@ -274,17 +274,20 @@ func TestControlPlanePodSecurity(t *testing.T) {
 		return p
 	}
 	tests := []struct {
-		ownership, level string
-		admitted         bool
+		name, config, level string
+		admitted            bool
 	}{
-		{"root", "baseline", true},
-		{"root", "restricted", false},
-		{"uid:1000:1000", "baseline", true},
-		{"uid:1000:1000", "restricted", true},
+		{"root", "ownership: root", "baseline", true},
+		{"root", "ownership: root", "restricted", false},
+		{"defaults (uid:998:998, root writer, auto source)", "", "baseline", true},
+		{"defaults (uid:998:998, root writer, auto source)", "", "restricted", false},
+		{"owner writer", "ownership: uid:1000:1000\nwriter: owner", "baseline", true},
+		{"owner writer", "ownership: uid:1000:1000\nwriter: owner", "restricted", true},
+		{"owner writer, embedded", "ownership: uid:1000:1000\nwriter: owner\nsource: embedded", "restricted", true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.ownership+"/"+tt.level, func(t *testing.T) {
-			cfg := testConfig(t, "ownership: "+tt.ownership+"\n")
+		t.Run(tt.name+"/"+tt.level, func(t *testing.T) {
+			cfg := testConfig(t, tt.config+"\n")
 			ns := namespace(t, "psa-"+tt.level, map[string]string{"pod-security.kubernetes.io/enforce": tt.level})
 			// register probes the first namespace, which must admit any pod.
 			probe := namespace(t, "psa-probe", nil)
@@ -296,7 +299,32 @@ func TestControlPlanePodSecurity(t *testing.T) {
 			if err == nil && !injected(got) {
 				t.Fatal("admitted but not injected")
 			}
-			t.Logf("ownership %s, PodSecurity %s: admitted=%v %v", tt.ownership, tt.level, err == nil, err)
+			t.Logf("%s, PodSecurity %s: admitted=%v %v", tt.name, tt.level, err == nil, err)
 		})
+	}
+}
+
+// An empty NODE_OPTIONS reaches the webhook without its "value" key (the API
+// server drops empty strings); with nodeOptions: append the stored pod carries
+// the tokens, and the variable after it is untouched.
+func TestControlPlaneNodeOptionsAppendToEmptyValue(t *testing.T) {
+	cfg := testConfig(t, "nodeOptions: append\n")
+	ns := namespace(t, "openshell", nil)
+	register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{ns}})
+	pod := agentPod("empty-node-options")
+	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "NODE_OPTIONS", Value: ""}, {Name: "LOG_LEVEL", Value: "info"}}
+	got, err := clientset.CoreV1().Pods(ns).Create(context.Background(), pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create with an empty NODE_OPTIONS: %v", err)
+	}
+	if !injected(got) {
+		t.Fatalf("not injected: %v", got.Annotations)
+	}
+	want := []corev1.EnvVar{
+		{Name: "NODE_OPTIONS", Value: "--require /tmp/nemoclaw-sandbox-safety-net.js --require /tmp/nemoclaw-nemotron-inference-fix.js --require /tmp/nemoclaw-ciao-network-guard.js"},
+		{Name: "LOG_LEVEL", Value: "info"},
+	}
+	if diff := cmp.Diff(want, got.Spec.Containers[0].Env); diff != "" {
+		t.Errorf("stored env (-want +got):\n%s", diff)
 	}
 }

@@ -3,14 +3,12 @@ package controlplane
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,24 +23,6 @@ func renderRelease(t *testing.T, rel, ns string, args ...string) []*unstructured
 		t.Fatalf("helm template: %v\n%s", err, out)
 	}
 	return decodeManifests(t, out)
-}
-
-func decodeManifests(t *testing.T, manifests string) []*unstructured.Unstructured {
-	t.Helper()
-	var objs []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifests), 4096)
-	for {
-		var u unstructured.Unstructured
-		if err := dec.Decode(&u.Object); err != nil {
-			if err == io.EOF {
-				return objs
-			}
-			t.Fatalf("decoding rendered manifests: %v", err)
-		}
-		if len(u.Object) > 0 {
-			objs = append(objs, &u)
-		}
-	}
 }
 
 // webhookArgs are the --name=value arguments the chart gives the webhook.

@@ -45,13 +45,58 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "guardchain.config" -}}
 initImage: {{ include "guardchain.initImage" . }}
 imagePullPolicy: {{ .Values.initImage.pullPolicy }}
-{{ toYaml .Values.config }}
+{{- $cfg := deepCopy .Values.config }}
+{{- if not (($cfg.volume).sizeLimit) }}{{ $_ := unset ($cfg.volume | default dict) "sizeLimit" }}{{ end }}
+{{ toYaml $cfg }}
+{{- end -}}
+
+{{/* The config's ConfigMap, named by a hash of the config. */}}
+{{- define "guardchain.configMapName" -}}
+{{ include "guardchain.fullname" . }}-config-{{ include "guardchain.config" . | sha256sum | trunc 10 }}
+{{- end -}}
+
+{{/* config.containers as a CEL list literal. */}}
+{{- define "guardchain.celContainers" -}}
+{{- $names := list -}}
+{{- range .Values.config.containers }}{{ $names = append $names (printf "'%s'" .) }}{{ end -}}
+{{- printf "[%s]" (join ", " $names) -}}
+{{- end -}}
+
+{{/* The namespaces guardchain acts in: never kube-system nor its own. */}}
+{{- define "guardchain.namespaceSelector" -}}
+namespaceSelector:
+  matchExpressions:
+  - key: kubernetes.io/metadata.name
+    operator: In
+    values:
+      {{- toYaml .Values.webhook.namespaces | nindent 6 }}
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values:
+    - kube-system
+    {{- if ne .Release.Namespace "kube-system" }}
+    - {{ .Release.Namespace }}
+    {{- end }}
+  {{- with .Values.config.namespaceOptOutLabel }}
+  - key: {{ . }}
+    operator: NotIn
+    values: [disabled]
+  {{- end }}
+{{- end -}}
+
+{{/* enforcement.action resolved: Deny, Warn or off. auto: Deny while the
+webhook fails closed and denies what it cannot guard; Warn otherwise, since
+Deny would refuse exactly the pods failurePolicy Ignore or conflict skip let
+through. */}}
+{{- define "guardchain.enforcementAction" -}}
+{{- $a := .Values.enforcement.action -}}
+{{- if eq $a "auto" -}}
+{{- if and (eq .Values.webhook.failurePolicy "Fail") (eq .Values.config.conflict "deny") }}Deny{{ else }}Warn{{ end -}}
+{{- else -}}{{ $a }}{{- end -}}
 {{- end -}}
 
 {{/* The CEL match condition; the same text as webhook.TargetCondition. */}}
 {{- define "guardchain.targetCondition" -}}
-{{- $names := list -}}
-{{- range .Values.config.containers }}{{ $names = append $names (printf "'%s'" .) }}{{ end -}}
-{{- $list := printf "[%s]" (join ", " $names) -}}
+{{- $list := include "guardchain.celContainers" . -}}
 object.spec.containers.exists(c, c.name in {{ $list }}) || (has(object.spec.initContainers) && object.spec.initContainers.exists(c, c.name in {{ $list }})) || (has(object.metadata.annotations) && 'guardchain.dev/containers' in object.metadata.annotations)
 {{- end -}}

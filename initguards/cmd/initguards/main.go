@@ -1,6 +1,7 @@
 // Command initguards is the guardchain init container: it writes the guard
-// chain into the pod's /tmp (emit), checks one (verify), or shows what it would
-// write (print). Every flag falls back to a GUARDCHAIN_* environment variable,
+// chain into the pod's /tmp (emit), checks one (verify), shows what it would
+// write (print), or installs itself where a second init container, running in
+// the sandbox image, can run it (copy-self). Every flag falls back to a GUARDCHAIN_* environment variable,
 // which is how the webhook passes configuration. Exit codes: 0 the whole chain
 // is in place, 1 it is not, 2 bad usage or input.
 package main
@@ -8,6 +9,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,6 +33,7 @@ func main() {
 }
 
 const usage = `usage: initguards emit|verify|print [env|chain]|version [flags]
+       initguards copy-self --to PATH
 flags (each falls back to the environment variable shown):`
 
 // usageError is bad input: exit code 2.
@@ -41,11 +44,16 @@ type config struct {
 	dir       string
 	ownership initguards.Policy
 	opts      guards.Options
+	// source and preloadsDir pick the chain (initguards.LoadChain).
+	source, preloadsDir string
+	// terminationLog, when set, receives what emit staged (the pod's
+	// termination message, readable without exec).
+	terminationLog string
 }
 
 func run(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "initguards: missing command (emit, verify, print, version)")
+		fmt.Fprintln(stderr, "initguards: missing command (emit, verify, print, copy-self, version)")
 		return 2
 	}
 	cmd, args := args[0], args[1:]
@@ -62,15 +70,20 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 		cfg, rest, err = parse(cmd, args, env, chain, stderr)
 		rest = append(what, rest...)
 		if err == nil {
+			chain, err = loadChain(cfg)
+		}
+		if err == nil {
 			err = dispatch(ctx, cmd, rest, cfg, chain, stdout, stderr)
 		}
+	case "copy-self":
+		err = copySelf(args, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "initguards %s chain sha256:%s\n", version.Version, chain.SHA256())
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		newFlags("emit", env, chain, &config{}, stdout)
 	default:
-		err = usageError{fmt.Errorf("unknown command %q (emit, verify, print, version)", cmd)}
+		err = usageError{fmt.Errorf("unknown command %q (emit, verify, print, copy-self, version)", cmd)}
 	}
 	if err == nil {
 		return 0
@@ -127,9 +140,69 @@ func dispatch(ctx context.Context, cmd string, rest []string, cfg config, chain 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "initguards: chain sha256:%s in %s: %d written, %d unchanged (ownership %s)\n",
-		chain.SHA256(), cfg.dir, len(res.Written), len(res.Unchanged), cfg.ownership)
+	fmt.Fprintf(stdout, "initguards: chain sha256:%s (%s) in %s: %d written, %d unchanged (ownership %s)\n",
+		chain.SHA256(), chain.Source, cfg.dir, len(res.Written), len(res.Unchanged), cfg.ownership)
+	if cfg.terminationLog != "" {
+		// Best effort: the chain is in place whether or not this is read.
+		if err := writeReport(cfg.terminationLog, chain, files, cfg.ownership); err != nil {
+			fmt.Fprintf(stderr, "initguards: warning: %s: %v\n", cfg.terminationLog, err)
+		}
+	}
 	return nil
+}
+
+// Report is what emit staged, written as one JSON line to the termination
+// log so `kubectl get pod` shows it without exec.
+type Report struct {
+	SHA256    string   `json:"sha256"`
+	Source    string   `json:"source"`
+	Ownership string   `json:"ownership"`
+	Files     []string `json:"files"`
+}
+
+func writeReport(path string, chain guards.Chain, files []guards.File, pol initguards.Policy) error {
+	r := Report{SHA256: chain.SHA256(), Source: chain.Source, Ownership: pol.String()}
+	for _, f := range files {
+		r.Files = append(r.Files, f.Name)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// loadChain reads the chain cfg names and checks that it has every required
+// guard: a NODE_OPTIONS naming a file the chain lacks would stop every Node
+// process.
+func loadChain(cfg config) (guards.Chain, error) {
+	chain, err := initguards.LoadChain(cfg.source, cfg.preloadsDir)
+	if err != nil {
+		return chain, err
+	}
+	for _, id := range cfg.opts.Required {
+		if _, ok := chain.Lookup(id); !ok {
+			return chain, fmt.Errorf("required guard %q is not among the preloads in %s (it has: %s)", id, chain.Source, strings.Join(chain.IDs(), ", "))
+		}
+	}
+	return chain, nil
+}
+
+// copySelf is `copy-self --to PATH`.
+func copySelf(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("initguards copy-self", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	to := fs.String("to", "", "where to install this binary (absolute path)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if *to == "" || guards.ValidateDir(*to) != nil || *to == "/" {
+		return usageError{fmt.Errorf("--to %q: want a clean absolute path", *to)}
+	}
+	return initguards.CopySelf(*to)
 }
 
 func printChain(what string, cfg config, chain guards.Chain, stdout io.Writer) error {
@@ -179,7 +252,7 @@ func newFlags(cmd string, env func(string) (string, bool), chain guards.Chain, c
 			cfg.dir, cfg.opts.Dir = s, s
 			return guards.ValidateDir(s)
 		}},
-		{"ownership", "GUARDCHAIN_OWNERSHIP", "root, uid:N or uid:N:G", "root", func(s string) (err error) {
+		{"ownership", "GUARDCHAIN_OWNERSHIP", "root, uid:N or uid:N:G", initguards.DefaultOwnership, func(s string) (err error) {
 			cfg.ownership, err = initguards.ParseOwnership(s)
 			return err
 		}},
@@ -204,6 +277,23 @@ func newFlags(cmd string, env func(string) (string, bool), chain guards.Chain, c
 			cfg.opts.GitSSLCAInfo = s
 			return nil
 		}},
+		{"source", "GUARDCHAIN_SOURCE", "where the guards come from: embedded, image (the preloads packaged in --preloads-dir) or auto (image when that directory exists)",
+			initguards.SourceEmbedded, func(s string) error {
+				cfg.source = s
+				switch s {
+				case initguards.SourceEmbedded, initguards.SourceImage, initguards.SourceAuto:
+					return nil
+				}
+				return fmt.Errorf("%q: want embedded, image or auto", s)
+			}},
+		{"preloads-dir", "GUARDCHAIN_PRELOADS_DIR", "the image's packaged preloads, each X.js staged as nemoclaw-X.js", guards.PackagedDir, func(s string) error {
+			cfg.preloadsDir = s
+			return guards.ValidateDir(s)
+		}},
+		{"termination-log", "GUARDCHAIN_TERMINATION_LOG", "file that receives what emit staged as one JSON line (empty: none)", "", func(s string) error {
+			cfg.terminationLog = s
+			return nil
+		}},
 		{"cache-redirects", "GUARDCHAIN_CACHE_REDIRECTS", "tool-cache variables redirected into the directory: all, none or a comma-separated list", "all", func(s string) error {
 			if s == "all" {
 				cfg.opts.CacheRedirects = guards.CacheRedirectVars()
@@ -219,22 +309,14 @@ func newFlags(cmd string, env func(string) (string, bool), chain guards.Chain, c
 	return fs, flags
 }
 
-// parse applies defaults, then the environment, then flags, so each layer
-// overrides the one before and every value is validated where it is set.
+// parse takes each value from its flag, else from the environment, else the
+// default, and validates it where it is set. A flag given replaces its
+// variable entirely: the variable is then not read, so a bad one cannot fail
+// a command whose flag says otherwise.
 func parse(cmd string, args []string, env func(string) (string, bool), chain guards.Chain, stderr io.Writer) (config, []string, error) {
 	var cfg config
 	// Errors are reported by run as one line; the flag list only on -h.
 	fs, flags := newFlags(cmd, env, chain, &cfg, io.Discard)
-	for _, f := range flags {
-		if err := f.set(f.def); err != nil {
-			return cfg, nil, fmt.Errorf("default --%s: %w", f.name, err)
-		}
-		if v, ok := env(f.env); ok {
-			if err := f.set(v); err != nil {
-				return cfg, nil, usageError{fmt.Errorf("%s: %w", f.env, err)}
-			}
-		}
-	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stderr, usage)
@@ -243,6 +325,24 @@ func parse(cmd string, args []string, env func(string) (string, bool), chain gua
 			return cfg, nil, err
 		}
 		return cfg, nil, usageError{err}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	// Each flag sets only its own fields, so the order of the layers across
+	// flags does not matter.
+	for _, f := range flags {
+		if given[f.name] {
+			continue
+		}
+		if v, ok := env(f.env); ok {
+			if err := f.set(v); err != nil {
+				return cfg, nil, usageError{fmt.Errorf("%s: %w", f.env, err)}
+			}
+			continue
+		}
+		if err := f.set(f.def); err != nil {
+			return cfg, nil, fmt.Errorf("default --%s: %w", f.name, err)
+		}
 	}
 	if err := chain.Validate(cfg.opts); err != nil {
 		return cfg, nil, usageError{err}

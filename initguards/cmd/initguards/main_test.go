@@ -26,11 +26,15 @@ func TestRun(t *testing.T) {
 		wantStdout string // substring
 		wantStderr string // exact, with %DIR% for the directory
 	}{
-		{"no command", nil, nil, 2, "", "initguards: missing command (emit, verify, print, version)\n"},
-		{"unknown command", []string{"emitt"}, nil, 2, "", "initguards: emitt: unknown command \"emitt\" (emit, verify, print, version)\n"},
+		{"no command", nil, nil, 2, "", "initguards: missing command (emit, verify, print, copy-self, version)\n"},
+		{"unknown command", []string{"emitt"}, nil, 2, "", "initguards: emitt: unknown command \"emitt\" (emit, verify, print, copy-self, version)\n"},
 		{"emit", []string{"emit", "--dir", "%DIR%", "--ownership", uid}, nil, 0, "7 written, 0 unchanged", ""},
 		{"emit from env", []string{"emit"}, map[string]string{"GUARDCHAIN_DIR": "%DIR%", "GUARDCHAIN_OWNERSHIP": uid}, 0, "7 written", ""},
-		{"flag beats env", []string{"emit", "--proxy-port", "8080", "--dir", "%DIR%", "--ownership", uid}, map[string]string{"GUARDCHAIN_PROXY_PORT": "nope"}, 2, "",
+		// A flag replaces its variable: the variable, even a bad one, is not read.
+		{"flag beats env", []string{"print", "--proxy-port", "8080"}, map[string]string{"GUARDCHAIN_PROXY_PORT": "9090"}, 0, "export HTTPS_PROXY='http://10.200.0.1:8080'", ""},
+		{"flag beats bad env", []string{"emit", "--proxy-port", "8080", "--dir", "%DIR%", "--ownership", uid}, map[string]string{"GUARDCHAIN_PROXY_PORT": "nope"}, 0, "7 written", ""},
+		{"env beats default", []string{"print"}, map[string]string{"GUARDCHAIN_PROXY_PORT": "9090"}, 0, "export HTTPS_PROXY='http://10.200.0.1:9090'", ""},
+		{"bad env without its flag", []string{"emit", "--dir", "%DIR%", "--ownership", uid}, map[string]string{"GUARDCHAIN_PROXY_PORT": "nope"}, 2, "",
 			"initguards: emit: GUARDCHAIN_PROXY_PORT: \"nope\" is not a port number\n"},
 		{"verify missing chain", []string{"verify", "--dir", "%DIR%", "--ownership", uid, "--require", "none"}, nil, 1, "", "%VERIFY%"},
 		{"bad port", []string{"emit", "--dir", "%DIR%", "--proxy-port", "70000"}, nil, 2, "",
@@ -50,6 +54,15 @@ func TestRun(t *testing.T) {
 		{"print chain", []string{"print", "chain", "--require", "none"}, nil, 0, "chain sha256:" + guards.Default().SHA256(), ""},
 		{"print what", []string{"print", "files"}, nil, 2, "", "initguards: print: print \"files\": want env or chain\n"},
 		{"version", []string{"version"}, nil, 0, "chain sha256:" + guards.Default().SHA256(), ""},
+		{"auto without preloads is embedded", []string{"emit", "--dir", "%DIR%", "--ownership", uid, "--source", "auto", "--preloads-dir", "%DIR%/none"}, nil, 0,
+			"chain sha256:" + guards.Default().SHA256() + " (embedded)", ""},
+		{"image without preloads", []string{"emit", "--dir", "%DIR%", "--ownership", uid, "--source", "image", "--preloads-dir", "%DIR%/none"}, nil, 1, "",
+			"initguards: emit: %DIR%/none: no packaged preload directory\n"},
+		{"bad source", []string{"print", "--source", "imgae"}, nil, 2, "",
+			"initguards: print: invalid value \"imgae\" for flag -source: \"imgae\": want embedded, image or auto\n"},
+		{"copy-self relative", []string{"copy-self", "--to", "bin/x"}, nil, 2, "", "initguards: copy-self: --to \"bin/x\": want a clean absolute path\n"},
+		{"copy-self missing dir", []string{"copy-self", "--to", "%DIR%/no/x"}, nil, 1, "",
+			"initguards: copy-self: %DIR%/no: opening chain directory: no such file or directory\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

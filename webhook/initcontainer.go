@@ -1,0 +1,305 @@
+package webhook
+
+import (
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/utils/ptr"
+
+	"github.com/guardchain/guardchain/guards"
+	"github.com/guardchain/guardchain/initguards"
+)
+
+// The init container that writes the chain: its command, env, user and
+// resources, and its place first among the init containers.
+
+// initContainers are guardchain's init containers for these settings, in
+// the order they run. With the embedded chain, one: guardchain-init runs
+// initguards from the init image. With an image source, two: guardchain-bin
+// copies initguards into a small emptyDir, and guardchain-init runs that
+// copy inside the first target's image, where the image's packaged preloads
+// are, so the chain is the bytes the sandbox image ships.
+func (in *injection) initContainers(set podSettings, target *corev1.Container, mount corev1.VolumeMount, keepGuaranteed bool) []corev1.Container {
+	o := set.opts
+	var env []corev1.EnvVar
+	// A subPathExpr expands with the container's own env: the writer needs
+	// the variables it names, or it would write outside the target's /tmp.
+	if mount.SubPathExpr != "" {
+		env = append(env, referencedEnv(target, mount.SubPathExpr)...)
+	}
+	env = append(env,
+		corev1.EnvVar{Name: "GUARDCHAIN_DIR", Value: TmpPath},
+		corev1.EnvVar{Name: "GUARDCHAIN_OWNERSHIP", Value: set.ownership},
+		corev1.EnvVar{Name: "GUARDCHAIN_SOURCE", Value: string(set.source)},
+	)
+	if set.source != SourceEmbedded {
+		env = append(env, corev1.EnvVar{Name: "GUARDCHAIN_PRELOADS_DIR", Value: in.cfg.PreloadsDir})
+	}
+	env = append(env,
+		corev1.EnvVar{Name: "GUARDCHAIN_PROXY_HOST", Value: o.ProxyHost},
+		corev1.EnvVar{Name: "GUARDCHAIN_PROXY_PORT", Value: strconv.Itoa(o.ProxyPort)},
+		corev1.EnvVar{Name: "GUARDCHAIN_REQUIRE", Value: requireList(o.Required)},
+		corev1.EnvVar{Name: "GUARDCHAIN_CACHE_REDIRECTS", Value: redirectList(o.CacheRedirects)},
+	)
+	if o.GitSSLCAInfo != "" {
+		env = append(env, corev1.EnvVar{Name: "GUARDCHAIN_GIT_SSL_CAINFO", Value: o.GitSSLCAInfo})
+	}
+	// What was staged (sha256, source, files) becomes the termination
+	// message, readable with kubectl get pod.
+	env = append(env, corev1.EnvVar{Name: "GUARDCHAIN_TERMINATION_LOG", Value: corev1.TerminationMessagePathDefault})
+
+	res := initResources(in.cfg.Resources, keepGuaranteed)
+	writer := corev1.Container{
+		Name:            InitContainerName,
+		Image:           in.cfg.InitImage,
+		ImagePullPolicy: in.cfg.ImagePullPolicy,
+		Args:            []string{"emit"},
+		Env:             env,
+		Resources:       res,
+		VolumeMounts:    []corev1.VolumeMount{{Name: mount.Name, MountPath: TmpPath, SubPath: mount.SubPath, SubPathExpr: mount.SubPathExpr}},
+		SecurityContext: securityContext(set.policy, set.writer, true),
+		// A failed emit's one-line error is the message kubectl shows.
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+	}
+	if set.source == SourceEmbedded {
+		return []corev1.Container{writer}
+	}
+	bin := BinPath + "/initguards"
+	writer.Image, writer.ImagePullPolicy = target.Image, target.ImagePullPolicy
+	writer.Command = []string{bin}
+	writer.VolumeMounts = append(writer.VolumeMounts, corev1.VolumeMount{Name: BinVolumeName, MountPath: BinPath, ReadOnly: true})
+	copier := corev1.Container{
+		Name:                     BinContainerName,
+		Image:                    in.cfg.InitImage,
+		ImagePullPolicy:          in.cfg.ImagePullPolicy,
+		Args:                     []string{"copy-self", "--to", bin},
+		Resources:                res,
+		VolumeMounts:             []corev1.VolumeMount{{Name: BinVolumeName, MountPath: BinPath}},
+		SecurityContext:          securityContext(set.policy, set.writer, false),
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+	}
+	return []corev1.Container{copier, writer}
+}
+
+// referencedEnv is the target's env that expr names as $(VAR), and what
+// those name in turn, in the target's order.
+func referencedEnv(c *corev1.Container, expr string) []corev1.EnvVar {
+	want := map[string]bool{}
+	pending := []string{expr}
+	for len(pending) > 0 {
+		s := pending[0]
+		pending = pending[1:]
+		for _, m := range envRef.FindAllStringSubmatch(s, -1) {
+			if want[m[1]] {
+				continue
+			}
+			want[m[1]] = true
+			for _, e := range c.Env {
+				if e.Name == m[1] {
+					pending = append(pending, e.Value)
+				}
+			}
+		}
+	}
+	var out []corev1.EnvVar
+	for _, e := range c.Env {
+		if want[e.Name] {
+			out = append(out, *e.DeepCopy())
+		}
+	}
+	return out
+}
+
+var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)`)
+
+// initResources are config's, except in a Guaranteed pod: there requests are
+// raised to the limits, so adding the init container never demotes the pod's
+// QoS class (and its eviction order) to Burstable.
+func initResources(r corev1.ResourceRequirements, keepGuaranteed bool) corev1.ResourceRequirements {
+	out := *r.DeepCopy()
+	if !keepGuaranteed {
+		return out
+	}
+	if out.Requests == nil {
+		out.Requests = corev1.ResourceList{}
+	}
+	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		if l, ok := out.Limits[name]; ok {
+			out.Requests[name] = l.DeepCopy()
+		}
+	}
+	return out
+}
+
+// guaranteed reports whether every container of the pod has CPU and memory
+// limits equal to its requests (the Guaranteed QoS class); our own init
+// container does not count.
+func guaranteed(p *corev1.Pod) bool {
+	seen := false
+	// Indexing, not ranging by value: this runs on every admission and a
+	// Container is large.
+	for _, list := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for i := range list {
+			c := &list[i]
+			if IsOwnInitContainer(c.Name) {
+				continue
+			}
+			seen = true
+			for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+				l, ok := c.Resources.Limits[name]
+				if !ok {
+					return false
+				}
+				if req, ok := c.Resources.Requests[name]; ok && req.Cmp(l) != 0 {
+					return false
+				}
+			}
+		}
+	}
+	return seen
+}
+
+// securityContext is the least the writer needs. WriterRoot: uid 0, which
+// owns the kubelet's emptyDir and so may make it 1777, with CHOWN (and
+// FOWNER, to chmod and replace files it gave away) only where the files
+// belong to another uid. WriterOwner: the owning uid, non-root and with no
+// capability, which passes the restricted Pod Security Standard. The
+// guardchain-bin copier (writes=false) runs as the same user with none.
+func securityContext(p initguards.Policy, w WriterMode, writes bool) *corev1.SecurityContext {
+	uid, gid := int64(0), int64(0)
+	caps := &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}
+	if w == WriterOwner {
+		uid, gid = int64(p.UID), int64(p.GID)
+	} else if writes && (p.UID != 0 || p.GID > 0) {
+		caps.Add = []corev1.Capability{"CHOWN", "FOWNER"}
+	}
+	sc := &corev1.SecurityContext{
+		RunAsUser:                ptr.To(uid),
+		RunAsNonRoot:             ptr.To(uid != 0),
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		Privileged:               ptr.To(false),
+		Capabilities:             caps,
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	if gid >= 0 {
+		sc.RunAsGroup = ptr.To(gid)
+	}
+	return sc
+}
+
+func requireList(ids []string) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	return strings.Join(ids, ",")
+}
+
+func redirectList(vars []string) string {
+	switch {
+	case len(vars) == 0:
+		return "none"
+	case slices.Equal(vars, guards.CacheRedirectVars()):
+		return "all"
+	}
+	return strings.Join(vars, ",")
+}
+
+// ensureInitContainersFirst puts want first among the init containers, in
+// order, so the chain exists before any other init container or native
+// sidecar starts. A guardchain container already in the pod keeps what other
+// webhooks changed (its image, say, rewritten to a mirror, or its
+// securityContext): only what selects the chain is made right (command,
+// args, guardchain's env, its mounts). A pod annotated by another release of
+// guardchain (refresh) gets want as it is.
+func ensureInitContainersFirst(spec *corev1.PodSpec, want []corev1.Container, refresh bool) bool {
+	merged := make([]corev1.Container, len(want))
+	for i, w := range want {
+		merged[i] = w
+		if have := ownInit(spec.InitContainers, w.Name); have != nil && !refresh {
+			merged[i] = keepOthersEdits(*have, w)
+		}
+	}
+	inPlace := len(spec.InitContainers) >= len(merged)
+	for i := 0; inPlace && i < len(merged); i++ {
+		inPlace = equality.Semantic.DeepEqual(&spec.InitContainers[i], &merged[i])
+	}
+	stale := 0
+	for _, c := range spec.InitContainers {
+		if IsOwnInitContainer(c.Name) {
+			stale++
+		}
+	}
+	if inPlace && stale == len(merged) {
+		return false
+	}
+	out := make([]corev1.Container, 0, len(spec.InitContainers)+len(merged))
+	out = append(out, merged...)
+	for _, c := range spec.InitContainers {
+		if !IsOwnInitContainer(c.Name) {
+			out = append(out, c)
+		}
+	}
+	spec.InitContainers = out
+	return true
+}
+
+// keepOthersEdits is have with the fields that select the chain taken from want.
+func keepOthersEdits(have, want corev1.Container) corev1.Container {
+	out := *have.DeepCopy()
+	out.Command, out.Args = want.Command, want.Args
+	for _, e := range want.Env {
+		if i := slices.IndexFunc(out.Env, func(h corev1.EnvVar) bool { return h.Name == e.Name }); i >= 0 {
+			out.Env[i] = e
+		} else {
+			out.Env = append(out.Env, e)
+		}
+	}
+	// Env guardchain set before but no longer wants (a changed source, say) goes.
+	out.Env = slices.DeleteFunc(out.Env, func(h corev1.EnvVar) bool {
+		return strings.HasPrefix(h.Name, "GUARDCHAIN_") && !slices.ContainsFunc(want.Env, func(e corev1.EnvVar) bool { return e.Name == h.Name })
+	})
+	for _, m := range want.VolumeMounts {
+		out.VolumeMounts = slices.DeleteFunc(out.VolumeMounts, func(h corev1.VolumeMount) bool {
+			return h.Name == m.Name || h.MountPath == m.MountPath
+		})
+	}
+	out.VolumeMounts = append(slices.Clone(want.VolumeMounts), out.VolumeMounts...)
+	return out
+}
+
+// WritesChainFirst reports whether the pod's init containers start with
+// guardchain's, ending with guardchain-init: the chain is written before any
+// other container runs.
+func WritesChainFirst(spec *corev1.PodSpec) bool {
+	for _, c := range spec.InitContainers {
+		if c.Name == InitContainerName {
+			return true
+		}
+		if !IsOwnInitContainer(c.Name) {
+			return false
+		}
+	}
+	return false
+}
+
+// IsOwnInitContainer reports whether an init container of that name is
+// guardchain's (guardchain-bin or guardchain-init).
+func IsOwnInitContainer(name string) bool {
+	return name == InitContainerName || name == BinContainerName
+}
+
+func ownInit(cs []corev1.Container, name string) *corev1.Container {
+	for i := range cs {
+		if cs[i].Name == name {
+			return &cs[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+package webhook
+
+import (
+	"path"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
+)
+
+// The emptyDir that becomes /tmp: which volume, and its mount in each target.
+
+// binVolume holds the initguards copy for an image source: a static binary
+// of a few MB.
+var binVolume = VolumeConfig{SizeLimit: ptr.To(resource.MustParse("16Mi"))}
+
+// tmpVolume picks the emptyDir that becomes /tmp: one the targets already
+// mount there, or ours. Anything else at /tmp is refused. from is the target
+// whose mount it follows (the first target when none mounts /tmp).
+func (in *injection) tmpVolume(targets []string) (volume string, mount corev1.VolumeMount, from string, refused *Result) {
+	mount = corev1.VolumeMount{Name: VolumeName, MountPath: TmpPath}
+	from = targets[0]
+	found := ""
+	for _, t := range targets {
+		c := containerByName(&in.pod.Spec, t)
+		for _, m := range c.VolumeMounts {
+			if path.Clean(m.MountPath) != TmpPath {
+				continue
+			}
+			v := volumeByName(&in.pod.Spec, m.Name)
+			if v == nil || v.EmptyDir == nil {
+				r := in.refuse(ReasonTmpNotEmptyDir, "container %s mounts %s from volume %s, which is %s, not an emptyDir; the guard chain cannot be written there",
+					t, m.MountPath, m.Name, volumeKind(v))
+				return "", mount, from, &r
+			}
+			key := m.Name + "\x00" + m.SubPath + "\x00" + m.SubPathExpr
+			if found != "" && found != key {
+				r := in.refuse(ReasonTmpVolumesDiffer, "target containers mount different volumes at /tmp; the chain can fill only one")
+				return "", mount, from, &r
+			}
+			if found == "" {
+				from = t
+			}
+			found = key
+			mount = corev1.VolumeMount{Name: m.Name, MountPath: TmpPath, SubPath: m.SubPath, SubPathExpr: m.SubPathExpr}
+		}
+	}
+	if found == "" {
+		if v := volumeByName(&in.pod.Spec, VolumeName); v != nil && v.EmptyDir == nil {
+			r := in.refuse(ReasonVolumeNameTaken, "the pod already has a volume named %s that is %s, not an emptyDir", VolumeName, volumeKind(v))
+			return "", mount, from, &r
+		}
+	}
+	return mount.Name, mount, from, nil
+}
+
+func volumeByName(spec *corev1.PodSpec, name string) *corev1.Volume {
+	for i := range spec.Volumes {
+		if spec.Volumes[i].Name == name {
+			return &spec.Volumes[i]
+		}
+	}
+	return nil
+}
+
+// volumeKind names a volume's source for messages.
+func volumeKind(v *corev1.Volume) string {
+	if v == nil {
+		return "not defined in the pod"
+	}
+	s := v.VolumeSource
+	switch {
+	case s.HostPath != nil:
+		return "a hostPath"
+	case s.ConfigMap != nil:
+		return "a configMap"
+	case s.Secret != nil:
+		return "a secret"
+	case s.PersistentVolumeClaim != nil:
+		return "a persistentVolumeClaim"
+	case s.Projected != nil:
+		return "a projected volume"
+	case s.Ephemeral != nil:
+		return "an ephemeral volume"
+	case s.DownwardAPI != nil:
+		return "a downwardAPI volume"
+	case s.Image != nil:
+		return "an image volume"
+	}
+	return "not an emptyDir"
+}
+
+// ensureVolume adds our emptyDir unless a volume of that name exists (an
+// emptyDir the pod already mounts at /tmp, or ours from an earlier call).
+func ensureVolume(spec *corev1.PodSpec, name string, vc VolumeConfig) bool {
+	if volumeByName(spec, name) != nil {
+		return false
+	}
+	ed := &corev1.EmptyDirVolumeSource{Medium: vc.Medium}
+	if vc.SizeLimit != nil {
+		q := vc.SizeLimit.DeepCopy()
+		ed.SizeLimit = &q
+	}
+	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: ed}})
+	return true
+}
+
+// ensureTmpMount mounts the chain volume at /tmp unless the container already
+// mounts something there (which tmpVolume has vetted).
+func ensureTmpMount(c *corev1.Container, m corev1.VolumeMount) bool {
+	for _, have := range c.VolumeMounts {
+		if path.Clean(have.MountPath) == TmpPath {
+			return false
+		}
+	}
+	c.VolumeMounts = append(c.VolumeMounts, m)
+	return true
+}
