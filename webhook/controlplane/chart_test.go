@@ -90,15 +90,11 @@ func chartCases() []chartCase {
 
 func render(t *testing.T, values string, extra ...string) []*unstructured.Unstructured {
 	t.Helper()
-	args := []string{"template", release, chartDir, "-n", releaseNS}
+	var args []string
 	if values != "" {
 		args = append(args, "-f", filepath.Join(chartDir, values))
 	}
-	out, err := helm(t, append(args, extra...)...)
-	if err != nil {
-		t.Fatalf("helm template: %v\n%s", err, out)
-	}
-	return decodeManifests(t, out)
+	return renderRelease(t, release, releaseNS, append(args, extra...)...)
 }
 
 func decodeManifests(t *testing.T, out string) []*unstructured.Unstructured {
@@ -267,16 +263,7 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 // server (server-side dry run), cert-manager's objects against the CRDs that
 // ship in the cert-manager module.
 func TestChartServerSideDryRun(t *testing.T) {
-	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager").Output()
-	if err != nil {
-		t.Fatalf("finding the cert-manager module: %v", err)
-	}
-	crds := filepath.Join(strings.TrimSpace(string(dir)), "deploy", "crds")
-	if _, err := envtest.InstallCRDs(restConfig, envtest.CRDInstallOptions{
-		Paths: []string{filepath.Join(crds, "cert-manager.io_certificates.yaml"), filepath.Join(crds, "cert-manager.io_issuers.yaml"), "testdata/crds"},
-	}); err != nil {
-		t.Fatalf("installing CRDs: %v", err)
-	}
+	installCertManagerCRDs(t)
 	c, err := client.New(restConfig, client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -295,6 +282,23 @@ func TestChartServerSideDryRun(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// installCertManagerCRDs installs cert-manager's Certificate and Issuer
+// CRDs, from the cert-manager module, so the certManager mode's objects are
+// accepted.
+func installCertManagerCRDs(t *testing.T) {
+	t.Helper()
+	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager").Output()
+	if err != nil {
+		t.Fatalf("finding the cert-manager module: %v", err)
+	}
+	crds := filepath.Join(strings.TrimSpace(string(dir)), "deploy", "crds")
+	if _, err := envtest.InstallCRDs(restConfig, envtest.CRDInstallOptions{
+		Paths: []string{filepath.Join(crds, "cert-manager.io_certificates.yaml"), filepath.Join(crds, "cert-manager.io_issuers.yaml"), "testdata/crds"},
+	}); err != nil {
+		t.Fatalf("installing CRDs: %v", err)
 	}
 }
 

@@ -6,6 +6,12 @@
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret the webhook keeps its own CA and serving certificate in
+(selfManaged). The webhook creates it; the chart never renders it. */}}
+{{- define "guardchain.selfManagedSecret" -}}
+{{ include "guardchain.fullname" . }}-selfmanaged
+{{- end -}}
+
 {{- define "guardchain.selectorLabels" -}}
 app.kubernetes.io/name: guardchain
 app.kubernetes.io/instance: {{ .Release.Name }}

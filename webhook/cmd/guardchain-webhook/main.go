@@ -86,7 +86,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	port := fs.Int("port", 9443, "TLS port for admissions")
 	probeAddr := fs.String("probe-addr", ":8081", "address for /healthz, /readyz and /metrics")
 	certMode := fs.String("cert-mode", "files", "files (cert-manager or any tool writes --cert-dir) or selfManaged")
-	certSecret := fs.String("cert-secret", "guardchain-tls", "selfManaged: the Secret that holds the CA and serving certificate")
+	certSecret := fs.String("cert-secret", "guardchain-selfmanaged", "selfManaged: the Secret the webhook creates and keeps its CA and serving certificate in")
 	namespace := fs.String("namespace", os.Getenv("POD_NAMESPACE"), "selfManaged: namespace of the Secret and Service (env POD_NAMESPACE)")
 	service := fs.String("service", "guardchain", "selfManaged: the webhook Service, for the certificate's DNS names")
 	webhookConfig := fs.String("webhook-config", "guardchain", "selfManaged: the MutatingWebhookConfiguration whose caBundle is kept")
