@@ -25,6 +25,7 @@ import (
 
 	"github.com/guardchain/guardchain/certs"
 	"github.com/guardchain/guardchain/guards"
+	"github.com/guardchain/guardchain/audit"
 	"github.com/guardchain/guardchain/internal/version"
 	"github.com/guardchain/guardchain/webhook"
 )
@@ -36,7 +37,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = "usage: guardchain-webhook serve|inject|version [flags] (-h after a command lists its flags)"
+const usage = "usage: guardchain-webhook serve|inject|audit|version [flags] (-h after a command lists its flags)"
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -45,6 +46,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	var err error
 	switch args[0] {
+	case "audit":
+		return audit.Main(ctx, args[1:], stdout, stderr)
 	case "serve":
 		err = serve(ctx, args[1:], stderr)
 	case "inject":
