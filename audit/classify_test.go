@@ -25,7 +25,10 @@ func TestClassify(t *testing.T) {
 		return p
 	}
 	initStatus := func(s corev1.ContainerStatus) func(*corev1.Pod) {
-		return func(p *corev1.Pod) { s.Name = webhook.InitContainerName; p.Status.InitContainerStatuses = []corev1.ContainerStatus{s} }
+		return func(p *corev1.Pod) {
+			s.Name = webhook.InitContainerName
+			p.Status.InitContainerStatuses = []corev1.ContainerStatus{s}
+		}
 	}
 	tests := []struct {
 		name   string

@@ -23,9 +23,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/guardchain/guardchain/audit"
 	"github.com/guardchain/guardchain/certs"
 	"github.com/guardchain/guardchain/guards"
-	"github.com/guardchain/guardchain/audit"
 	"github.com/guardchain/guardchain/internal/version"
 	"github.com/guardchain/guardchain/webhook"
 )
