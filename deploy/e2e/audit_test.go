@@ -86,18 +86,25 @@ func TestE2EAudit(t *testing.T) {
 	e.must(t, "helm", e.helmArgs("install", "--create-namespace", "--set", "webhook.namespaces={"+sandboxNS+","+auditNS+"}")...)
 	t.Cleanup(func() { _, _ = e.run(t, "helm", "uninstall", release, "-n", releaseNS, "--wait") })
 	e.waitInjecting(t)
+	// The plugin is built here, without the images' version stamp: tell it
+	// the release the cluster runs, as an operator with another build would.
+	ver := strings.Fields(e.must(t, "kubectl", "--kubeconfig", e.kubeconfig, "-n", releaseNS, "exec", "deploy/"+release, "--", "/guardchain-webhook", "version"))
+	if len(ver) != 3 || !strings.HasPrefix(ver[2], "sha256:") {
+		t.Fatalf("guardchain-webhook version: %q", ver)
+	}
+	current := []string{"--release", ver[1], "--chain", strings.TrimPrefix(ver[2], "sha256:")}
 	e.must(t, "kubectl", "--kubeconfig", e.kubeconfig, "-n", auditNS, "rollout", "restart", "deployment/audit-sandbox")
 	rollout()
 	// rollout status returns once the new pods are ready; the old ones may
 	// still be terminating, which the audit leaves out.
 	waitFor(t, "only the restarted pods", 2*time.Minute, func() error {
-		out, code = e.kubectlGuardchain(t, plugin, "-n", auditNS, "-o", "json")
+		out, code = e.kubectlGuardchain(t, plugin, append([]string{"-n", auditNS, "-o", "json"}, current...)...)
 		if code != 0 {
 			return errors.New(out)
 		}
 		return nil
 	})
-	out, code = e.kubectlGuardchain(t, plugin, "-n", auditNS)
+	out, code = e.kubectlGuardchain(t, plugin, append([]string{"-n", auditNS}, current...)...)
 	t.Logf("after install and rollout restart: kubectl guardchain audit -n %s (exit %d):\n%s", auditNS, code, out)
 	if code != 0 || strings.Count(out, " guarded ") != 2 {
 		t.Errorf("after install and restart: exit %d, want 0 with 2 guarded pods", code)
