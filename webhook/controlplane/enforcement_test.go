@@ -77,18 +77,8 @@ func forged(cfg webhook.Config) *corev1.Pod {
 // a /tmp it cannot take over (conflict: skip) are refused by it, as the
 // README says.
 func TestControlPlaneEnforcementAdmitsTheInjectedCorpus(t *testing.T) {
-	groups := map[string][]corpusPod{}
-	var order []string
-	for _, c := range corpus(t) {
-		k := configKey(t, c.cfg)
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], c)
-	}
 	ctx := context.Background()
-	for _, k := range order {
-		pods := groups[k]
+	for _, pods := range corpusByConfig(t) {
 		cfg := pods[0].cfg
 		ns := namespace(t, "openshell", nil)
 		register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{ns}, ReleaseNamespace: "guardchain-system"})
