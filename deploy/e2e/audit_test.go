@@ -89,10 +89,11 @@ func TestE2EAudit(t *testing.T) {
 	// The plugin is built here, without the images' version stamp: tell it
 	// the release the cluster runs, as an operator with another build would.
 	ver := strings.Fields(e.must(t, "kubectl", "--kubeconfig", e.kubeconfig, "-n", releaseNS, "exec", "deploy/"+release, "--", "/guardchain-webhook", "version"))
-	if len(ver) != 3 || !strings.HasPrefix(ver[2], "sha256:") {
+	// "guardchain-webhook VERSION chain sha256:SHA"
+	if len(ver) != 4 || !strings.HasPrefix(ver[3], "sha256:") {
 		t.Fatalf("guardchain-webhook version: %q", ver)
 	}
-	current := []string{"--release", ver[1], "--chain", strings.TrimPrefix(ver[2], "sha256:")}
+	current := []string{"--release", ver[1], "--chain", strings.TrimPrefix(ver[3], "sha256:")}
 	e.must(t, "kubectl", "--kubeconfig", e.kubeconfig, "-n", auditNS, "rollout", "restart", "deployment/audit-sandbox")
 	rollout()
 	// rollout status returns once the new pods are ready; the old ones may
