@@ -29,6 +29,12 @@ type Options struct {
 	Client kubernetes.Interface
 	// Namespace and SecretName hold the CA and serving certificate.
 	Namespace, SecretName string
+	// LegacySecretName, when set, is the Secret an earlier release kept its
+	// CA in (the previous chart's <fullname>-tls). When SecretName does not
+	// exist yet, a CA there that can still sign is taken over, with its
+	// serving certificate: the upgrade changes no CA, so replicas of both
+	// releases serve leaves the caBundle trusts, whichever set it last.
+	LegacySecretName string
 	// WebhookConfigName is the MutatingWebhookConfiguration whose caBundle is
 	// kept in step; only this one object is touched.
 	WebhookConfigName string

@@ -45,6 +45,11 @@ func (m *Manager) reconcileOnce(ctx context.Context) (time.Time, error) {
 		return time.Time{}, err
 	}
 	cur := storedIn(sec)
+	if sec == nil {
+		if cur, err = m.legacy(ctx); err != nil {
+			return time.Time{}, err
+		}
+	}
 	d, err := m.plan(cur, liveBundleOf(mwc), m.readServed())
 	if err != nil {
 		return time.Time{}, err

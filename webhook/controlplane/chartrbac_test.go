@@ -69,6 +69,7 @@ func webhookArgs(t *testing.T, objs []*unstructured.Unstructured) (args map[stri
 type chartIdentity struct {
 	client        kubernetes.Interface
 	secretName    string
+	legacySecret  string
 	webhookConfig string
 	service       string
 }
@@ -82,7 +83,7 @@ func asChartServiceAccount(t *testing.T, rel, ns string) chartIdentity {
 	objs := renderRelease(t, rel, ns)
 	args, sa := webhookArgs(t, objs)
 	applyCertObjects(t, objs)
-	return chartIdentity{client: impersonate(t, ns, sa), secretName: args["cert-secret"],
+	return chartIdentity{client: impersonate(t, ns, sa), secretName: args["cert-secret"], legacySecret: args["legacy-cert-secret"],
 		webhookConfig: args["webhook-config"], service: args["service"]}
 }
 
