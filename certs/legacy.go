@@ -12,10 +12,10 @@ import (
 // earlier release's Secret holds, when its CA can still sign, or nothing.
 //
 // The earlier release sets the caBundle to its own Secret's bundle every
-// minute. Replicas of both run side by side during an upgrade or a rollback;
-// with a CA of their own, each would drop the other's CA from the caBundle
-// and admissions routed to the other would fail. Taking its CA over, the
-// two agree on the caBundle.
+// minute, dropping any other CA. Its replicas and these run side by side
+// during an upgrade or a rollback: with a CA of its own, this release's
+// leaves would lose the API server's trust at their next reconcile, and
+// admissions routed to them would fail. Taking its CA over, the two agree.
 func (m *Manager) legacy(ctx context.Context) (stored, error) {
 	if m.o.LegacySecretName == "" {
 		return stored{}, nil
@@ -42,7 +42,7 @@ func (m *Manager) legacy(ctx context.Context) (stored, error) {
 		m.o.Log.Info("not taking over the earlier release's CA", "reason", "not a CA, or expired", "from", name)
 		return stored{}, nil
 	}
-	m.o.Log.Info("taking over the earlier release's CA and serving certificate, so the upgrade changes no CA",
+	m.o.Log.Info("taking over the earlier release's CA (and serving certificate, if still good), so the upgrade changes no CA",
 		"from", name, "secret", m.o.Namespace+"/"+m.o.SecretName, "ca", ca.SerialNumber.Text(16))
 	return st, nil
 }
