@@ -547,4 +547,7 @@ func TestChartRendersWithThePreviousReleasesValues(t *testing.T) {
 	if find(objs, "ValidatingAdmissionPolicy", releaseName) == nil {
 		t.Error("no backstop policy")
 	}
+	if find(objs, "ValidatingAdmissionPolicy", releaseName+"-selfmanaged") == nil {
+		t.Error("no policy confining the webhook's ServiceAccount to its Secret")
+	}
 }
