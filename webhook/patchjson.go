@@ -9,17 +9,16 @@ import (
 )
 
 // encodePatch sets resp.Patch to the bytes Response.Complete would marshal
-// from resp.Patches, and clears Patches so Complete does not marshal them
-// again. Complete marshals each operation through its MarshalJSON and then
+// from resp.Patches, written into buf, and clears Patches so Complete does
+// not marshal them again. Complete marshals each operation through its MarshalJSON and then
 // re-scans the result to compact it; here each value is encoded once into
 // one buffer. Same bytes: tests compare whole answers with
 // admission.Webhook's on every golden and fuzz input.
-func encodePatch(resp *admission.Response) error {
+func encodePatch(resp *admission.Response, buf *bytes.Buffer) error {
 	if len(resp.Patches) == 0 {
 		return nil
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf) // escapes HTML, as json.Marshal does
+	enc := json.NewEncoder(buf) // escapes HTML, as json.Marshal does
 	value := func(v any) error {
 		if err := enc.Encode(v); err != nil {
 			return err

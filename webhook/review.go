@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -31,7 +32,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fallback(w, r, nil)
 		return
 	}
-	body, complete := readReview(r)
+	// The body and the patch are read and written in pooled buffers:
+	// nothing decoded refers to the body, and the answer is written before
+	// the patch buffer goes back.
+	in, out := getBuffer(), getBuffer()
+	defer putBuffer(in)
+	defer putBuffer(out)
+	body, complete := readReview(r, in)
 	if !complete {
 		h.fallback(w, r, body)
 		return
@@ -41,7 +48,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fallback(w, r, body)
 		return
 	}
-	h.write(w, h.review(r.Context(), req))
+	h.write(w, h.review(r.Context(), req, out))
+}
+
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuffer() *bytes.Buffer { return buffers.Get().(*bytes.Buffer) }
+
+// putBuffer keeps buffers of a usual size; an outsized one is left to the
+// collector rather than held.
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() <= 64<<10 {
+		b.Reset()
+		buffers.Put(b)
+	}
 }
 
 // maxReviewBytes is controller-runtime's limit on a review body.
@@ -85,18 +105,19 @@ func decodeReview(body []byte) (*podRequest, bool) {
 	return &req, true
 }
 
-// readReview reads the body up to maxReviewBytes; complete is false when it
-// could not read all of it (the fallback then reports why). The API server
-// says how long its body is: read exactly that, in one allocation.
-func readReview(r *http.Request) (body []byte, complete bool) {
-	if n := r.ContentLength; n > 0 && n < maxReviewBytes {
-		body = make([]byte, n)
+// readReview reads the body, up to maxReviewBytes, into buf; complete is
+// false when it could not read all of it (the fallback then reports why).
+// The API server says how long its body is: that is read in one go.
+func readReview(r *http.Request, buf *bytes.Buffer) (body []byte, complete bool) {
+	if n := int(r.ContentLength); n > 0 && n < maxReviewBytes {
+		buf.Grow(n)
+		body = buf.AvailableBuffer()[:n]
 		read, err := io.ReadFull(r.Body, body)
 		return body[:read], err == nil
 	}
 	lr := &io.LimitedReader{R: r.Body, N: maxReviewBytes}
-	body, err := io.ReadAll(lr)
-	return body, err == nil && lr.N > 0
+	_, err := buf.ReadFrom(lr)
+	return buf.Bytes(), err == nil && lr.N > 0
 }
 
 // fallback hands the request to controller-runtime's admission.Webhook, with
@@ -114,7 +135,7 @@ func (h *Handler) fallback(w http.ResponseWriter, r *http.Request, read []byte) 
 // review is admission.Webhook.Handle for a decoded request: a panic is a 500
 // that carries the request's UID, and the response is completed (UID, status
 // code, encoded patch).
-func (h *Handler) review(ctx context.Context, req *podRequest) (resp admission.Response) {
+func (h *Handler) review(ctx context.Context, req *podRequest, patch *bytes.Buffer) (resp admission.Response) {
 	defer func() {
 		if p := recover(); p != nil {
 			admissionmetrics.WebhookPanics.WithLabelValues().Inc()
@@ -132,7 +153,7 @@ func (h *Handler) review(ctx context.Context, req *podRequest) (resp admission.R
 	} else {
 		resp = h.admit(&req.AdmissionRequest, req.Object)
 	}
-	err := encodePatch(&resp)
+	err := encodePatch(&resp, patch)
 	if err == nil {
 		err = resp.Complete(admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: req.UID}})
 	}
