@@ -12,12 +12,14 @@ FUZZTIME ?= 10000x
 TOOLS ?= kube-apiserver etcd kubectl
 UNIT_PKGS = $$($(GO) list ./... | grep -v /webhook/controlplane)
 
+BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
+
 IMAGES_DIR ?= _out/images
 E2E_TAG ?= e2e
 KIND ?= kind
 KEEP ?= 0
 
-.PHONY: help build test test-unit test-integration test-integration-bench fuzz-short lint bench measure-emit demo demo-emit tools tools-dir \
+.PHONY: help build test test-unit test-integration test-integration-bench fuzz-short lint bench bench-handler bench-load measure-emit demo demo-emit tools tools-dir \
 	images images-oci e2e e2e-local clean
 
 help: ## list the targets
@@ -57,6 +59,15 @@ test: lint test-unit test-integration fuzz-short ## lint, unit, control-plane an
 
 bench: ## benchmarks (each reported beside its baseline in the same run)
 	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
+
+bench-handler: ## the admission handler in process beside its floors: 8 interleaved rounds, benchstat columns per path
+	@mkdir -p _out; : > _out/bench-handler.txt; for i in $$(seq 8); do \
+	  $(GO) test ./webhook -run '^$$' -bench '^BenchmarkReview$$' -benchmem -cpu 1 -count 1 >> _out/bench-handler.txt || exit 1; done
+	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) -col /path _out/bench-handler.txt
+
+bench-load: build ## the webhook under load over TLS on 127.0.0.1 beside a floor server (vegeta: 64 workers, 10 s measured, 3 rounds; LOAD_FLAGS=...)
+	$(GO) build -o $(BIN)/load-floor ./deploy/load/floor
+	$(GO) run ./deploy/load -webhook $(BIN)/guardchain-webhook -floor $(BIN)/load-floor $(LOAD_FLAGS)
 
 measure-emit: build ## median wall time of the whole initguards process (first emit, re-emit) beside /bin/true, 300 runs each
 	@med() { for i in $$(seq 300); do s=$$(date +%s%N); "$$@" >/dev/null; echo $$(( $$(date +%s%N) - s )); done | sort -n | sed -n 150p; }; \

@@ -24,8 +24,12 @@ func (Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var rev admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &rev); err != nil || rev.Request == nil {
-		http.Error(w, "decoding the review: no request", http.StatusBadRequest)
+	if err := json.Unmarshal(body, &rev); err != nil {
+		http.Error(w, "decoding the review: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if rev.Request == nil {
+		http.Error(w, "the review carries no request", http.StatusBadRequest)
 		return
 	}
 	var pod corev1.Pod
