@@ -20,7 +20,7 @@ KIND ?= kind
 KEEP ?= 0
 
 .PHONY: help build test test-unit test-integration test-integration-bench fuzz-short lint bench bench-handler bench-load measure-emit demo demo-emit tools tools-dir \
-	images images-oci e2e e2e-local clean
+	images images-oci e2e e2e-local drills clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -100,16 +100,26 @@ e2e: ## kind (needs Docker and kind; KIND=path): create a cluster, load the imag
 	  docker buildx build --load -f $${f%%:*} -t localhost/guardchain/$${f##*:}:$(E2E_TAG) . ; \
 	  $(KIND) load docker-image --name guardchain-e2e localhost/guardchain/$${f##*:}:$(E2E_TAG); done; \
 	KUBECONFIG=$(CURDIR)/_out/kind.kubeconfig GUARDCHAIN_E2E_TOOLS=$$(deploy/tools/build.sh kubectl helm) \
-	  GUARDCHAIN_E2E_PULL_POLICY=IfNotPresent $(GO) test -tags e2e -count=1 -v -timeout 20m ./deploy/e2e/
+	  GUARDCHAIN_E2E_PULL_POLICY=IfNotPresent $(GO) test -tags e2e -count=1 -v -timeout 20m -skip '^TestDrills$$' ./deploy/e2e/
+
+# local-session runs $(1) against a fresh local cluster (deploy/local) with the
+# images imported, KUBECONFIG and the tools set, and always tears it down.
+LOCAL_TOOLS = kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd helm
+define local-session
+	@tools=$$(deploy/tools/build.sh $(LOCAL_TOOLS)) && \
+	start=$$(date +%s) && deploy/images/build.sh $(IMAGES_DIR) $(E2E_TAG) && echo "$@: images $$(( $$(date +%s) - start )) s" && \
+	trap 'deploy/local/cluster.sh down' EXIT && \
+	start=$$(date +%s) && TOOLS=$$tools deploy/local/cluster.sh up $(IMAGES_DIR) && echo "$@: cluster up $$(( $$(date +%s) - start )) s" && \
+	start=$$(date +%s) && KUBECONFIG=$${GUARDCHAIN_LOCAL_STATE:-/tmp/guardchain-local}/admin.kubeconfig GUARDCHAIN_E2E_TOOLS=$$tools \
+	  GUARDCHAIN_E2E_VALUES=$(CURDIR)/deploy/local/values.yaml TOOLS=$$tools $(1) && \
+	echo "$@: suite $$(( $$(date +%s) - start )) s"
+endef
 
 e2e-local: ## the e2e suite on a real single-node cluster on this machine (root; see deploy/local)
-	@tools=$$(deploy/tools/build.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd helm) && \
-	start=$$(date +%s) && deploy/images/build.sh $(IMAGES_DIR) $(E2E_TAG) && echo "e2e-local: images $$(( $$(date +%s) - start )) s" && \
-	trap 'deploy/local/cluster.sh down' EXIT && \
-	start=$$(date +%s) && TOOLS=$$tools deploy/local/cluster.sh up $(IMAGES_DIR) && echo "e2e-local: cluster up $$(( $$(date +%s) - start )) s" && \
-	start=$$(date +%s) && KUBECONFIG=$${GUARDCHAIN_LOCAL_STATE:-/tmp/guardchain-local}/admin.kubeconfig GUARDCHAIN_E2E_TOOLS=$$tools \
-	  GUARDCHAIN_E2E_VALUES=$(CURDIR)/deploy/local/values.yaml $(GO) test -tags e2e -count=1 -v -timeout 20m ./deploy/e2e/ && \
-	echo "e2e-local: suite $$(( $$(date +%s) - start )) s"
+	$(call local-session,$(GO) test -tags e2e -count=1 -v -timeout 20m -skip '^TestDrills$$' ./deploy/e2e/)
+
+drills: ## fault drills on the local cluster: 2 replicas under a burst of pod creates through rollouts, upgrades, cert rotation, SIGKILL, API server restart
+	$(call local-session,GUARDCHAIN_DRILLS_CLUSTER=$(CURDIR)/deploy/local/cluster.sh $(GO) test -tags e2e -count=1 -v -timeout 30m -run '^TestDrills$$' ./deploy/e2e/)
 
 clean:
 	rm -rf $(BIN) _out
