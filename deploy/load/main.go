@@ -131,12 +131,13 @@ type measurement struct {
 	p50, p99   time.Duration
 	rss        int64         // peak, bytes
 	cpuPerK    time.Duration // server CPU per 1,000 admissions
+	clientPerK time.Duration // the load generator's, on the same cores
 	admissions uint64
 }
 
 func (m measurement) String() string {
-	return fmt.Sprintf("%8.0f admissions/s  p50 %6.2f ms  p99 %6.2f ms  peak RSS %5.1f MiB  CPU %.3f s/1,000 (%d admissions)",
-		m.rate, msf(m.p50), msf(m.p99), mib(m.rss), m.cpuPerK.Seconds(), m.admissions)
+	return fmt.Sprintf("%8.0f admissions/s  p50 %6.2f ms  p99 %6.2f ms  peak RSS %5.1f MiB  CPU %.3f s/1,000 (load generator %.3f) (%d admissions)",
+		m.rate, msf(m.p50), msf(m.p99), mib(m.rss), m.cpuPerK.Seconds(), m.clientPerK.Seconds(), m.admissions)
 }
 
 // measure starts the server, loads it and stops it.
@@ -173,8 +174,11 @@ func (s server) measure(ctx context.Context, o options, ca, body []byte, dir str
 		log, _ := os.ReadFile(logf.Name())
 		return measurement{}, fmt.Errorf("%w\n%s", err, log)
 	}
-	var cpu0 time.Duration
+	var cpu0, self0 time.Duration
 	ao.BeforeMeasure = func() error {
+		if self0, err = cpuTime(os.Getpid()); err != nil {
+			return err
+		}
 		cpu0, err = cpuTime(cmd.Process.Pid)
 		return err
 	}
@@ -186,6 +190,10 @@ func (s server) measure(ctx context.Context, o options, ca, body []byte, dir str
 	if err != nil {
 		return measurement{}, err
 	}
+	self1, err := cpuTime(os.Getpid())
+	if err != nil {
+		return measurement{}, err
+	}
 	rss, err := peakRSS(cmd.Process.Pid)
 	if err != nil {
 		return measurement{}, err
@@ -194,7 +202,8 @@ func (s server) measure(ctx context.Context, o options, ca, body []byte, dir str
 		return measurement{}, fmt.Errorf("%d of %d requests failed: %q", r.Requests-r.Succeeded, r.Requests, r.Errors)
 	}
 	return measurement{rate: float64(r.Succeeded) / r.Elapsed.Seconds(), p50: r.P50, p99: r.P99, rss: rss,
-		cpuPerK: (cpu1 - cpu0) * 1000 / time.Duration(r.Succeeded), admissions: r.Succeeded}, nil
+		cpuPerK: (cpu1 - cpu0) * 1000 / time.Duration(r.Succeeded), clientPerK: (self1 - self0) * 1000 / time.Duration(r.Succeeded),
+		admissions: r.Succeeded}, nil
 }
 
 // waitServing waits up to 20 s until the server answers one review as it
@@ -255,16 +264,18 @@ func median(ms []measurement) measurement {
 
 func report(out io.Writer, f, g measurement, rounds int) {
 	fmt.Fprintf(out, "\nmedians of %d rounds:\n\n", rounds)
-	fmt.Fprintln(out, "| server | admissions/s | p50 | p99 | peak RSS | CPU s per 1,000 admissions |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|")
+	fmt.Fprintln(out, "| server | admissions/s | p50 | p99 | peak RSS | server CPU s per 1,000 admissions | load generator CPU s per 1,000 |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
 	for _, r := range []struct {
 		name string
 		m    measurement
 	}{{"floor", f}, {"guardchain", g}} {
-		fmt.Fprintf(out, "| %s | %.0f | %.2f ms | %.2f ms | %.1f MiB | %.3f |\n", r.name, r.m.rate, msf(r.m.p50), msf(r.m.p99), mib(r.m.rss), r.m.cpuPerK.Seconds())
+		fmt.Fprintf(out, "| %s | %.0f | %.2f ms | %.2f ms | %.1f MiB | %.3f | %.3f |\n", r.name, r.m.rate, msf(r.m.p50), msf(r.m.p99),
+			mib(r.m.rss), r.m.cpuPerK.Seconds(), r.m.clientPerK.Seconds())
 	}
-	fmt.Fprintf(out, "| guardchain / floor | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx |\n", g.rate/f.rate,
-		float64(g.p50)/float64(f.p50), float64(g.p99)/float64(f.p99), float64(g.rss)/float64(f.rss), float64(g.cpuPerK)/float64(f.cpuPerK))
+	fmt.Fprintf(out, "| guardchain / floor | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx |\n", g.rate/f.rate,
+		float64(g.p50)/float64(f.p50), float64(g.p99)/float64(f.p99), float64(g.rss)/float64(f.rss),
+		float64(g.cpuPerK)/float64(f.cpuPerK), float64(g.clientPerK)/float64(f.clientPerK))
 	fmt.Fprintf(out, "\ngoals: throughput >= 0.8x the floor's (%.2fx), p99 <= 1.5x the floor's (%.2fx), peak RSS <= 60 MiB (%.1f MiB)\n",
 		g.rate/f.rate, float64(g.p99)/float64(f.p99), mib(g.rss))
 }
