@@ -120,4 +120,10 @@ func TestRunReportsBothServers(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
+	// Every quantity was measured: no ratio of or to a zero.
+	for _, bad := range []string{"NaN", "Inf", "| 0 |", "| 0.000 |"} {
+		if strings.Contains(out.String(), bad) {
+			t.Errorf("report holds %q:\n%s", bad, out.String())
+		}
+	}
 }

@@ -258,6 +258,7 @@ func median(ms []measurement) measurement {
 		p99:        time.Duration(pick(func(m measurement) float64 { return float64(m.p99) })),
 		rss:        int64(pick(func(m measurement) float64 { return float64(m.rss) })),
 		cpuPerK:    time.Duration(pick(func(m measurement) float64 { return float64(m.cpuPerK) })),
+		clientPerK: time.Duration(pick(func(m measurement) float64 { return float64(m.clientPerK) })),
 		admissions: uint64(pick(func(m measurement) float64 { return float64(m.admissions) })),
 	}
 }
