@@ -123,6 +123,9 @@ func readReview(r *http.Request, buf *bytes.Buffer) (body []byte, complete bool)
 // fallback hands the request to controller-runtime's admission.Webhook, with
 // the bytes already read put back in front of the rest of the body.
 func (h *Handler) fallback(w http.ResponseWriter, r *http.Request, read []byte) {
+	if h.Metrics != nil {
+		h.Metrics.GenericReviews.Inc()
+	}
 	if read != nil {
 		r.Body = struct {
 			io.Reader

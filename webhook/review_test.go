@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
@@ -133,6 +135,19 @@ func TestServeHTTPFallsBackWhereAdmissionWebhookReadsDifferently(t *testing.T) {
 			sameAnswer(t, h, "application/json", tt.body)
 		})
 	}
+	t.Run("counted", func(t *testing.T) {
+		m, err := NewMetrics(prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := &Handler{Config: Default(), Log: logr.Discard(), Metrics: m}
+		serveWith(h, "application/json", strings.NewReader(sandbox))
+		serveWith(h, "application/json", bytes.NewReader(tests[0].body))
+		serveWith(h, "text/plain", strings.NewReader(sandbox))
+		if n := testutil.ToFloat64(m.GenericReviews); n != 2 {
+			t.Errorf("guardchain_admission_reviews_generic_decode_total = %v after one review read in one pass and two not, want 2", n)
+		}
+	})
 	t.Run("content type", func(t *testing.T) { sameAnswer(t, h, "text/plain", []byte(sandbox)) })
 	t.Run("no content type", func(t *testing.T) { sameAnswer(t, h, "", []byte(sandbox)) })
 	t.Run("empty body", func(t *testing.T) { sameAnswer(t, h, "application/json", nil) })
