@@ -26,7 +26,7 @@ help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
 
 build: ## static binaries in bin/
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./initguards/cmd/initguards ./webhook/cmd/guardchain-webhook
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./initguards/cmd/initguards ./webhook/cmd/guardchain-webhook ./audit/cmd/kubectl-guardchain
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -41,8 +41,8 @@ tools: ## build $(TOOLS) from the pinned modules in deploy/tools into the cache
 tools-dir: ## print the cache directory that holds the tools (make -s tools-dir)
 	@deploy/tools/build.sh $(TOOLS)
 
-test-integration: ## the webhook and chart through a real etcd + kube-apiserver (builds them and helm on first use)
-	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver etcd kubectl helm) $(GO) test -race -count=1 ./webhook/controlplane/...
+test-integration: ## the webhook and chart through a real etcd + kube-apiserver (builds them, kube-controller-manager and helm on first use)
+	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver kube-controller-manager etcd kubectl helm) $(GO) test -race -count=1 ./webhook/controlplane/...
 
 test-integration-bench: ## admission latency through the real API server, with and without guardchain
 	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver etcd kubectl) \
@@ -103,13 +103,15 @@ e2e: ## kind (needs Docker and kind; KIND=path): create a cluster, load the imag
 	  GUARDCHAIN_E2E_PULL_POLICY=IfNotPresent $(GO) test -tags e2e -count=1 -v -timeout 20m -skip '^TestDrills$$' ./deploy/e2e/
 
 # local-session runs $(1) against a fresh local cluster (deploy/local) with the
-# images imported, KUBECONFIG and the tools set, and always tears it down.
+# images imported, KUBECONFIG and the tools set, and always tears it down. One
+# session at a time on this machine: a lock on the cluster's state directory.
 LOCAL_TOOLS = kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd helm
 define local-session
-	@tools=$$(deploy/tools/build.sh $(LOCAL_TOOLS)) && \
+	@exec 9>"$${GUARDCHAIN_LOCAL_STATE:-/tmp/guardchain-local}.lock" && flock -w 3600 9 && \
+	tools=$$(deploy/tools/build.sh $(LOCAL_TOOLS)) && \
 	start=$$(date +%s) && deploy/images/build.sh $(IMAGES_DIR) $(E2E_TAG) && echo "$@: images $$(( $$(date +%s) - start )) s" && \
 	trap 'deploy/local/cluster.sh down' EXIT && \
-	start=$$(date +%s) && TOOLS=$$tools deploy/local/cluster.sh up $(IMAGES_DIR) && echo "$@: cluster up $$(( $$(date +%s) - start )) s" && \
+	start=$$(date +%s) && TOOLS=$$tools deploy/local/cluster.sh up $(IMAGES_DIR) 9>&- && echo "$@: cluster up $$(( $$(date +%s) - start )) s" && \
 	start=$$(date +%s) && KUBECONFIG=$${GUARDCHAIN_LOCAL_STATE:-/tmp/guardchain-local}/admin.kubeconfig GUARDCHAIN_E2E_TOOLS=$$tools \
 	  GUARDCHAIN_E2E_VALUES=$(CURDIR)/deploy/local/values.yaml TOOLS=$$tools $(1) && \
 	echo "$@: suite $$(( $$(date +%s) - start )) s"

@@ -15,16 +15,18 @@ const PackagedDir = "/usr/local/lib/nemoclaw/preloads"
 const StagedPrefix = "nemoclaw-"
 
 // Limits on a packaged preload set: far above NemoClaw's (a handful of files
-// of a few KiB), low enough that a broken image cannot fill /tmp.
+// of a few KiB), low enough that reading them stays within the init
+// container's memory limit and their names within the 4 KiB termination
+// message.
 const (
-	MaxPreloads     = 64
-	MaxPreloadBytes = 1 << 20
+	MaxPreloads     = 32
+	MaxPreloadBytes = 256 << 10
 )
 
 // Staged names go unquoted into NODE_OPTIONS and proxy-env.sh (where
 // NemoClaw's restore script greps for the literal "--require PATH").
 var (
-	preloadName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,99}\.js$`)
+	preloadName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,59}\.js$`)
 	stagedName  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 )
 

@@ -34,14 +34,14 @@ func TestFromPreloads(t *testing.T) {
 		{name: "path", in: js("../x.js"), wantErr: "a preload name must be"},
 		{name: "not js", in: js("readme.txt"), wantErr: "ending in .js"},
 		{name: "id taken", in: js("sandbox-safety-net.js", "safety-net.js"), wantErr: `both give guard id "safety-net"`},
-		{name: "too big", in: []Preload{{Name: "big.js", Bytes: make([]byte, MaxPreloadBytes+1)}}, wantErr: "more than 1048576"},
+		{name: "too big", in: []Preload{{Name: "big.js", Bytes: make([]byte, MaxPreloadBytes+1)}}, wantErr: "more than 262144"},
 		{name: "too many", in: js(func() []string {
 			var n []string
 			for i := 0; i <= MaxPreloads; i++ {
 				n = append(n, strings.Repeat("a", i+1)+".js")
 			}
 			return n
-		}()...), wantErr: "more than 64"},
+		}()...), wantErr: "more than 32"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -254,6 +254,10 @@ func unwrapPath(err error) error {
 func (d *chainDir) failed(err error, guardsDamaged bool, files []guards.File) error {
 	if guardsDamaged {
 		marker := files[len(files)-1].Name
+		var st unix.Stat_t
+		if unix.Fstatat(d.fd, marker, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+			return err // no marker to remove (a read-only mount says EROFS even for none)
+		}
 		if rmErr := unix.Unlinkat(d.fd, marker, 0); rmErr != nil && !errors.Is(rmErr, unix.ENOENT) {
 			return fmt.Errorf("%w (and removing %s failed: %v)", err, d.path(marker), rmErr)
 		}

@@ -1,8 +1,10 @@
 package initguards
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,14 +210,31 @@ func TestEmitStopsOnCancelledContext(t *testing.T) {
 	}
 }
 
-// Ten emitters at once, with a reader that checks at every moment that a
-// present proxy-env.sh means a complete chain.
+// Ten emitters at once, five for each of two chains that differ in
+// proxy-env.sh (proxy port and required guards), with a reader that checks at
+// every moment that a present proxy-env.sh is one of the two, whole, beside a
+// complete set of guards; at the end one of the two chains is in place.
 func TestConcurrentEmittersNeverExposePartialChain(t *testing.T) {
 	dir := openDirFor(t, 0o755)
-	files := chainFiles(t, dir, nil)
 	pol := selfPolicy()
+	chains := []struct {
+		args  []string
+		files []guards.File
+	}{
+		{[]string{"--proxy-port", "3128"}, chainFiles(t, dir, nil)},
+		{[]string{"--proxy-port", "8080", "--require", "safety-net"}, chainFiles(t, dir, func(o *guards.Options) {
+			o.ProxyPort = 8080
+			o.Required = []string{"safety-net"}
+		})},
+	}
+	last := len(chains[0].files) - 1
+	envA, envB := chains[0].files[last].Data, chains[1].files[last].Data
+	if bytes.Equal(envA, envB) {
+		t.Fatal("the two chains render the same proxy-env.sh; the test would race identical chains")
+	}
 	stop := make(chan struct{})
 	var readerErr error
+	seen := map[string]int{}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -226,13 +245,24 @@ func TestConcurrentEmittersNeverExposePartialChain(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := os.Lstat(filepath.Join(dir, guards.ProxyEnvName)); err != nil {
+			env, err := os.ReadFile(filepath.Join(dir, guards.ProxyEnvName))
+			if err != nil {
 				continue
 			}
-			for _, f := range files {
+			var files []guards.File
+			switch {
+			case bytes.Equal(env, envA):
+				files, seen["A"] = chains[0].files, seen["A"]+1
+			case bytes.Equal(env, envB):
+				files, seen["B"] = chains[1].files, seen["B"]+1
+			default:
+				readerErr = fmt.Errorf("proxy-env.sh is neither chain's (%d bytes):\n%s", len(env), env)
+				return
+			}
+			for _, f := range files[:last] {
 				b, err := os.ReadFile(filepath.Join(dir, f.Name))
-				if err != nil || string(b) != string(f.Data) {
-					readerErr = errors.New(f.Name + " incomplete while proxy-env.sh was present")
+				if err != nil || !bytes.Equal(b, f.Data) {
+					readerErr = fmt.Errorf("%s incomplete (%v) while proxy-env.sh was present", f.Name, err)
 					return
 				}
 			}
@@ -244,7 +274,8 @@ func TestConcurrentEmittersNeverExposePartialChain(t *testing.T) {
 		emitters.Add(1)
 		go func() {
 			defer emitters.Done()
-			out, code := runAs(t, os.Geteuid(), nil, initguardsBin, "emit", "--dir", dir, "--ownership", pol.String())
+			argv := append([]string{initguardsBin, "emit", "--dir", dir, "--ownership", pol.String()}, chains[i%2].args...)
+			out, code := runAs(t, os.Geteuid(), nil, argv...)
 			if code != 0 {
 				errs <- errors.New(out)
 			}
@@ -260,8 +291,10 @@ func TestConcurrentEmittersNeverExposePartialChain(t *testing.T) {
 	if readerErr != nil {
 		t.Error(readerErr)
 	}
-	if err := Verify(dir, files, pol); err != nil {
-		t.Errorf("after concurrent emits:\n%v", err)
+	t.Logf("the reader saw chain A %d times, chain B %d times", seen["A"], seen["B"])
+	errA, errB := Verify(dir, chains[0].files, pol), Verify(dir, chains[1].files, pol)
+	if errA != nil && errB != nil {
+		t.Errorf("after concurrent emits neither chain is in place:\nA: %v\nB: %v", errA, errB)
 	}
 	if l := leftovers(t, dir); l != nil {
 		t.Errorf("temp files left: %v", l)

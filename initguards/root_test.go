@@ -85,11 +85,23 @@ func TestRootEmitOnFullTmpfsWithDamagedChainRemovesProxyEnv(t *testing.T) {
 }
 
 func TestRootEmitOnReadOnlyMount(t *testing.T) {
+	t.Run("uid policy", func(t *testing.T) {
+		dir := tmpfs(t, "1m")
+		if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			t.Fatalf("remounting read-only: %v", err)
+		}
+		// The warning that /tmp stays 0777, then the error; no word about a
+		// proxy-env.sh that was never there.
+		out, code := runAs(t, 0, nil, initguardsBin, "emit", "--dir", dir, "--ownership", "uid:998:998")
+		if code != 1 || strings.Count(out, "\n") != 2 || !strings.Contains(out, "creating temp file: read-only file system\n") {
+			t.Fatalf("exit %d output %q, want exit 1, the warning and one line naming EROFS", code, out)
+		}
+	})
 	dir := tmpfs(t, "1m")
 	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 		t.Fatalf("remounting read-only: %v", err)
 	}
-	out, code := runAs(t, 0, nil, initguardsBin, "emit", "--dir", dir)
+	out, code := runAs(t, 0, nil, initguardsBin, "emit", "--dir", dir, "--ownership", "root")
 	if code != 1 || strings.Count(out, "\n") != 1 || !strings.Contains(out, "read-only file system") {
 		t.Fatalf("exit %d output %q, want exit 1 and one line naming EROFS", code, out)
 	}
@@ -128,22 +140,58 @@ func TestRootPolicyNonRootCannotTamper(t *testing.T) {
 	}
 }
 
-// In the uid:N policy that uid owns the files and can replace them, as
-// NemoClaw's non-root entrypoint does with mv -f.
+// In the uid:N policy that uid writes the chain itself (the init container
+// runs as it) and owns the files, so it can replace them, as NemoClaw's
+// non-root entrypoint does with mv -f. Whether another non-root uid can too
+// depends on the directory: the kubelet's emptyDir is root-owned 0777, which
+// the writer cannot make sticky, so it warns and leaves the mode, and then any
+// uid may replace the files; only a directory that is already sticky keeps
+// them the owner's alone.
 func TestRootUIDPolicyOwnerCanReplace(t *testing.T) {
 	requireRoot(t)
-	dir := openDirFor(t, 0o777)
-	pol := Policy{UID: nobody, GID: nobody}
-	files := chainFiles(t, dir, nil)
-	mustEmit(t, dir, files, pol)
-	p := filepath.Join(dir, "nemoclaw-ciao-network-guard.js")
-	script := "cp " + guards.ShellQuote(p) + " " + guards.ShellQuote(dir+"/new") + " && mv -f " + guards.ShellQuote(dir+"/new") + " " + guards.ShellQuote(p)
-	if out, code := runAs(t, nobody, nil, "/bin/sh", "-c", script); code != 0 {
-		t.Errorf("uid %d could not replace its own guard: %s", nobody, out)
+	tests := []struct {
+		name        string
+		mode        os.FileMode
+		wantWarning bool
+		othersCan   bool
+	}{
+		{"kubelet's emptyDir", 0o777, true, true},
+		{"sticky directory", os.ModeSticky | 0o777, false, false},
 	}
-	// Another non-root user still cannot.
-	if out, code := runAs(t, nobody-1, nil, "/bin/sh", "-c", "rm -f "+guards.ShellQuote(p)); code == 0 {
-		t.Errorf("uid %d deleted uid %d's guard: %s", nobody-1, nobody, out)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := openDirFor(t, tt.mode)
+			pol := Policy{UID: nobody, GID: nobody}
+			out, code := runAs(t, nobody, nil, initguardsBin, "emit", "--dir", dir, "--ownership", pol.String())
+			if code != 0 {
+				t.Fatalf("emit as uid %d: exit %d: %s", nobody, code, out)
+			}
+			warning := "initguards: warning: " + dir + ": directory mode 0777 left as is (cannot make it 1777: operation not permitted)\n"
+			if got := strings.Contains(out, warning); got != tt.wantWarning {
+				t.Errorf("output %q: warning present %v, want %v (%q)", out, got, tt.wantWarning, warning)
+			}
+			st, err := os.Stat(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Mode() & (os.ModePerm | os.ModeSticky); got != tt.mode {
+				t.Errorf("directory mode %v after emit, want %v left as is", got, tt.mode)
+			}
+			files := chainFiles(t, dir, nil)
+			if err := Verify(dir, files, pol); err != nil {
+				t.Fatalf("verify:\n%v", err)
+			}
+
+			p := filepath.Join(dir, "nemoclaw-ciao-network-guard.js")
+			script := "cp " + guards.ShellQuote(p) + " " + guards.ShellQuote(dir+"/new") + " && mv -f " + guards.ShellQuote(dir+"/new") + " " + guards.ShellQuote(p)
+			if out, code := runAs(t, nobody, nil, "/bin/sh", "-c", script); code != 0 {
+				t.Errorf("uid %d could not replace its own guard: %s", nobody, out)
+			}
+			out, code = runAs(t, nobody-1, nil, "/bin/sh", "-c", "rm -f "+guards.ShellQuote(p))
+			if got := code == 0; got != tt.othersCan {
+				t.Errorf("uid %d deleting uid %d's guard: succeeded=%v, want %v: %s", nobody-1, nobody, got, tt.othersCan, out)
+			}
+		})
 	}
 }
 

@@ -44,6 +44,10 @@ const (
 	// ConflictSkip admits the pod untouched, with a warning.
 	ConflictSkip ConflictMode = "skip"
 
+	// WriterAuto picks owner for a pod that asks to run as non-root
+	// (runAsNonRoot, as the restricted Pod Security Standard requires), root
+	// for any other.
+	WriterAuto WriterMode = "auto"
 	// WriterRoot runs the writer as uid 0 holding only CHOWN and FOWNER
 	// (none for ownership root): it makes /tmp 1777 and gives the files to
 	// their owner. Passes the baseline Pod Security level.
@@ -99,8 +103,9 @@ type Config struct {
 	Resources       corev1.ResourceRequirements `json:"resources"`
 	// Ownership is the initguards policy: root or uid:N[:G].
 	Ownership string `json:"ownership"`
-	// Writer is who writes the chain: root (uid 0, CHOWN and FOWNER only) or
-	// owner (the owning uid, for restricted namespaces).
+	// Writer is who writes the chain: root (uid 0, CHOWN and FOWNER only),
+	// owner (the owning uid, for restricted namespaces) or auto (owner for a
+	// pod that runs as non-root, root otherwise).
 	Writer WriterMode `json:"writer"`
 	// Source is where the guards come from: embedded, image or auto.
 	Source SourceMode `json:"source"`
@@ -150,7 +155,7 @@ func Default() Config {
 			},
 		},
 		Ownership:        initguards.DefaultOwnership,
-		Writer:           WriterRoot,
+		Writer:           WriterAuto,
 		Source:           SourceAuto,
 		PreloadsDir:      guards.PackagedDir,
 		Containers:       []string{"agent"},
@@ -300,10 +305,10 @@ func (c Config) allows(o Override) bool { return slices.Contains(c.AllowedOverri
 
 func (w WriterMode) validate() error {
 	switch w {
-	case WriterRoot, WriterOwner:
+	case WriterAuto, WriterRoot, WriterOwner:
 		return nil
 	}
-	return fmt.Errorf("%q: want root or owner", w)
+	return fmt.Errorf("%q: want auto, root or owner", w)
 }
 
 func (s SourceMode) validate() error {

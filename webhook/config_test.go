@@ -30,7 +30,7 @@ func TestParseConfig(t *testing.T) {
 		{"bad label", "namespaceOptOutLabel: 'a b'\n", `config namespaceOptOutLabel: "a b"`},
 		{"request over limit", "resources: {requests: {memory: 1Gi}, limits: {memory: 1Mi}}\n", "config resources: request memory 1Gi exceeds limit 1Mi"},
 		{"bad image", "initImage: ''\n", `config initImage: "" is not an image reference`},
-		{"bad writer", "writer: nobody\n", `config writer: "nobody": want root or owner`},
+		{"bad writer", "writer: nobody\n", `config writer: "nobody": want auto, root or owner`},
 		{"bad source", "source: registry\n", `config source: "registry": want embedded, image or auto`},
 		{"relative preloads dir", "preloadsDir: usr/lib\n", `config preloadsDir: "usr/lib": want a clean absolute path`},
 		{"root preloads dir", "preloadsDir: /\n", `config preloadsDir: "/": want a clean absolute path`},
@@ -65,7 +65,7 @@ func TestParseConfig(t *testing.T) {
 // it replaces held without a limit, and a capped emptyDir gets the pod evicted.
 func TestDefaultSuitsStockNemoClawImages(t *testing.T) {
 	d := Default()
-	if d.Ownership != "uid:998:998" || d.Writer != WriterRoot || d.Source != SourceAuto || d.PreloadsDir != "/usr/local/lib/nemoclaw/preloads" {
+	if d.Ownership != "uid:998:998" || d.Writer != WriterAuto || d.Source != SourceAuto || d.PreloadsDir != "/usr/local/lib/nemoclaw/preloads" {
 		t.Errorf("defaults ownership %s, writer %s, source %s, preloadsDir %s", d.Ownership, d.Writer, d.Source, d.PreloadsDir)
 	}
 	if d.Volume.SizeLimit != nil {

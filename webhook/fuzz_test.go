@@ -20,26 +20,39 @@ func FuzzHandler(f *testing.F) {
 	f.Add([]byte(`{"request":{"uid":"1","kind":{"kind":"Pod","version":"v1"},"resource":{"resource":"pods","version":"v1"},"operation":"CREATE","object":{"spec":{"containers":[{"name":"agent","volumeMounts":[{"name":"x","mountPath":"/tmp/"}]}]}}}}`))
 	f.Add([]byte(`{"request":{"kind":{"kind":"Pod"},"resource":{"resource":"pods"},"operation":"CREATE","object":null}}`))
 	f.Add([]byte(`not json`))
-	h := &Handler{Config: Default(), Log: logr.Discard()}
+	f.Add([]byte(`{"request":{"uid":"2","kind":{"kind":"Pod","version":"v1"},"resource":{"resource":"pods","version":"v1"},"operation":"CREATE","object":{"spec":{"containers":[{"name":"agent","env":[{"name":"NODE_OPTIONS"}]}]}}}}`))
+	configs := fuzzConfigs()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		code, out := review(t, h, body)
-		if code != 200 || out.Response == nil {
-			return // controller-runtime answered the transport error itself
+		for _, cfg := range configs {
+			code, out := review(t, &Handler{Config: cfg, Log: logr.Discard()}, body)
+			if code != 200 || out.Response == nil {
+				return // controller-runtime answered the transport error itself
+			}
+			var ar admissionv1.AdmissionReview
+			if json.Unmarshal(body, &ar) != nil || ar.Request == nil || len(out.Response.Patch) == 0 {
+				continue
+			}
+			var pod corev1.Pod
+			if json.Unmarshal(ar.Request.Object.Raw, &pod) != nil {
+				t.Fatalf("patched a pod that does not decode: %s", ar.Request.Object.Raw)
+			}
+			applyJSONPatch(t, ar.Request.Object.Raw, out.Response.Patch)
 		}
-		var ar admissionv1.AdmissionReview
-		if json.Unmarshal(body, &ar) != nil || ar.Request == nil || len(out.Response.Patch) == 0 {
-			return
-		}
-		var pod corev1.Pod
-		if json.Unmarshal(ar.Request.Object.Raw, &pod) != nil {
-			t.Fatalf("patched a pod that does not decode: %s", ar.Request.Object.Raw)
-		}
-		applyJSONPatch(t, ar.Request.Object.Raw, out.Response.Patch)
 	})
 }
 
-// FuzzInject: for any pod that decodes, Inject is idempotent and its patch
-// applied to the input gives its pod.
+// fuzzConfigs are the configurations every fuzz input runs under: the
+// default, and one that edits NODE_OPTIONS, whose patch touches existing env
+// entries.
+func fuzzConfigs() []Config {
+	appendCfg := Default()
+	appendCfg.NodeOptions = NodeOptionsAppend
+	appendCfg.Containers = []string{"agent", "gateway"}
+	return []Config{Default(), appendCfg}
+}
+
+// FuzzInject: for any pod that decodes and each of fuzzConfigs, Inject is
+// idempotent and its patch applied to the input gives its pod.
 func FuzzInject(f *testing.F) {
 	for _, g := range goldens(f) {
 		b, err := os.ReadFile(g.in)
@@ -48,25 +61,27 @@ func FuzzInject(f *testing.F) {
 		}
 		f.Add(podJSON(f, mustYAMLPod(f, b)))
 	}
+	configs := fuzzConfigs()
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var pod corev1.Pod
 		if json.Unmarshal(raw, &pod) != nil {
 			return
 		}
-		cfg := Default()
-		once := Inject(&pod, cfg)
-		twice := Inject(once.Pod, cfg)
-		if diff := cmp.Diff(once.Pod, twice.Pod); diff != "" {
-			t.Fatalf("not idempotent:\n%s", diff)
-		}
-		if once.Outcome != OutcomeInjected {
-			return
-		}
-		canon := podJSON(t, &pod)
-		resp := (&Handler{Config: cfg, Log: logr.Discard()}).Handle(context.Background(), createRequest(canon))
-		got := applyResponse(t, canon, resp)
-		if diff := cmp.Diff(once.Pod, got); diff != "" {
-			t.Fatalf("patch result differs from Inject (-inject +patch):\n%s", diff)
+		for _, cfg := range configs {
+			once := Inject(&pod, cfg)
+			twice := Inject(once.Pod, cfg)
+			if diff := cmp.Diff(once.Pod, twice.Pod); diff != "" {
+				t.Fatalf("nodeOptions %s: not idempotent:\n%s", cfg.NodeOptions, diff)
+			}
+			if once.Outcome != OutcomeInjected {
+				continue
+			}
+			canon := podJSON(t, &pod)
+			resp := (&Handler{Config: cfg, Log: logr.Discard()}).Handle(context.Background(), createRequest(canon))
+			got := applyResponse(t, canon, resp)
+			if diff := cmp.Diff(once.Pod, got); diff != "" {
+				t.Fatalf("nodeOptions %s: patch result differs from Inject (-inject +patch):\n%s", cfg.NodeOptions, diff)
+			}
 		}
 	})
 }

@@ -1,6 +1,9 @@
 package webhook
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"regexp"
 	"slices"
 	"strconv"
@@ -26,10 +29,18 @@ import (
 func (in *injection) initContainers(set podSettings, target *corev1.Container, mount corev1.VolumeMount, keepGuaranteed bool) []corev1.Container {
 	o := set.opts
 	var env []corev1.EnvVar
+	var envFrom []corev1.EnvFromSource
 	// A subPathExpr expands with the container's own env: the writer needs
-	// the variables it names, or it would write outside the target's /tmp.
+	// the variables it names (and the envFrom sources, where one of them
+	// comes from there), or it would write outside the target's /tmp.
 	if mount.SubPathExpr != "" {
-		env = append(env, referencedEnv(target, mount.SubPathExpr)...)
+		var fromSources bool
+		env, fromSources = referencedEnv(target, mount.SubPathExpr)
+		if fromSources {
+			for _, f := range target.EnvFrom {
+				envFrom = append(envFrom, *f.DeepCopy())
+			}
+		}
 	}
 	env = append(env,
 		corev1.EnvVar{Name: "GUARDCHAIN_DIR", Value: TmpPath},
@@ -45,9 +56,9 @@ func (in *injection) initContainers(set podSettings, target *corev1.Container, m
 		corev1.EnvVar{Name: "GUARDCHAIN_REQUIRE", Value: requireList(o.Required)},
 		corev1.EnvVar{Name: "GUARDCHAIN_CACHE_REDIRECTS", Value: redirectList(o.CacheRedirects)},
 	)
-	if o.GitSSLCAInfo != "" {
-		env = append(env, corev1.EnvVar{Name: "GUARDCHAIN_GIT_SSL_CAINFO", Value: o.GitSSLCAInfo})
-	}
+	// Set even when empty: in an image source the writer runs in the target's
+	// image, whose own ENV must not choose it.
+	env = append(env, corev1.EnvVar{Name: "GUARDCHAIN_GIT_SSL_CAINFO", Value: o.GitSSLCAInfo})
 	// What was staged (sha256, source, files) becomes the termination
 	// message, readable with kubectl get pod.
 	env = append(env, corev1.EnvVar{Name: "GUARDCHAIN_TERMINATION_LOG", Value: corev1.TerminationMessagePathDefault})
@@ -59,6 +70,7 @@ func (in *injection) initContainers(set podSettings, target *corev1.Container, m
 		ImagePullPolicy: in.cfg.ImagePullPolicy,
 		Args:            []string{"emit"},
 		Env:             env,
+		EnvFrom:         envFrom,
 		Resources:       res,
 		VolumeMounts:    []corev1.VolumeMount{{Name: mount.Name, MountPath: TmpPath, SubPath: mount.SubPath, SubPathExpr: mount.SubPathExpr}},
 		SecurityContext: securityContext(set.policy, set.writer, true),
@@ -88,8 +100,9 @@ func (in *injection) initContainers(set podSettings, target *corev1.Container, m
 }
 
 // referencedEnv is the target's env that expr names as $(VAR), and what
-// those name in turn, in the target's order.
-func referencedEnv(c *corev1.Container, expr string) []corev1.EnvVar {
+// those name in turn, in the target's order; fromSources says that some name
+// is not in env, so may come from the target's envFrom.
+func referencedEnv(c *corev1.Container, expr string) (env []corev1.EnvVar, fromSources bool) {
 	want := map[string]bool{}
 	pending := []string{expr}
 	for len(pending) > 0 {
@@ -107,13 +120,13 @@ func referencedEnv(c *corev1.Container, expr string) []corev1.EnvVar {
 			}
 		}
 	}
-	var out []corev1.EnvVar
 	for _, e := range c.Env {
 		if want[e.Name] {
-			out = append(out, *e.DeepCopy())
+			env = append(env, *e.DeepCopy())
+			delete(want, e.Name)
 		}
 	}
-	return out
+	return env, len(want) > 0 && len(c.EnvFrom) > 0
 }
 
 var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)`)
@@ -165,6 +178,21 @@ func guaranteed(p *corev1.Pod) bool {
 	return seen
 }
 
+// runsNonRoot reports whether the pod asks that its containers run as
+// non-root (the restricted Pod Security Standard requires it), where a root
+// writer would be refused.
+func runsNonRoot(spec *corev1.PodSpec) bool {
+	if sc := spec.SecurityContext; sc != nil && sc.RunAsNonRoot != nil && *sc.RunAsNonRoot {
+		return true
+	}
+	for _, c := range spec.Containers {
+		if c.SecurityContext == nil || c.SecurityContext.RunAsNonRoot == nil || !*c.SecurityContext.RunAsNonRoot {
+			return false
+		}
+	}
+	return len(spec.Containers) > 0
+}
+
 // securityContext is the least the writer needs. WriterRoot: uid 0, which
 // owns the kubelet's emptyDir and so may make it 1777, with CHOWN (and
 // FOWNER, to chmod and replace files it gave away) only where the files
@@ -213,11 +241,12 @@ func redirectList(vars []string) string {
 
 // ensureInitContainersFirst puts want first among the init containers, in
 // order, so the chain exists before any other init container or native
-// sidecar starts. A guardchain container already in the pod keeps what other
-// webhooks changed (its image, say, rewritten to a mirror, or its
-// securityContext): only what selects the chain is made right (command,
-// args, guardchain's env, its mounts). A pod annotated by another release of
-// guardchain (refresh) gets want as it is.
+// sidecar starts. Where guardchain rendered the same containers before (the
+// pod's init hash matches), what other webhooks changed in them since (an
+// image rewritten to a mirror, a securityContext) is kept, and only what
+// selects the chain is made right (command, args, guardchain's env, its
+// mounts). Otherwise (refresh: other settings, another target image or
+// release, or containers guardchain did not render) want replaces them.
 func ensureInitContainersFirst(spec *corev1.PodSpec, want []corev1.Container, refresh bool) bool {
 	merged := make([]corev1.Container, len(want))
 	for i, w := range want {
@@ -250,10 +279,34 @@ func ensureInitContainersFirst(spec *corev1.PodSpec, want []corev1.Container, re
 	return true
 }
 
-// keepOthersEdits is have with the fields that select the chain taken from want.
+// initHash identifies rendered init containers: the settings they carry.
+// The image of a writer that runs in the target's image is left out: it
+// follows the target (keepOthersEdits), which a registry-mirror webhook may
+// rewrite along with guardchain's own images.
+func initHash(cs []corev1.Container) string {
+	cs = slices.Clone(cs)
+	for i := range cs {
+		if runsInTargetImage(&cs[i]) {
+			cs[i].Image, cs[i].ImagePullPolicy = "", ""
+		}
+	}
+	b, _ := json.Marshal(cs) // a Container always marshals
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+func runsInTargetImage(c *corev1.Container) bool {
+	return c.Name == InitContainerName && len(c.Command) > 0 && c.Command[0] == BinPath+"/initguards"
+}
+
+// keepOthersEdits is have with the fields that select the chain taken from
+// want, and, for a writer that runs in the target's image, that image.
 func keepOthersEdits(have, want corev1.Container) corev1.Container {
 	out := *have.DeepCopy()
 	out.Command, out.Args = want.Command, want.Args
+	if runsInTargetImage(&want) {
+		out.Image, out.ImagePullPolicy = want.Image, want.ImagePullPolicy
+	}
 	for _, e := range want.Env {
 		if i := slices.IndexFunc(out.Env, func(h corev1.EnvVar) bool { return h.Name == e.Name }); i >= 0 {
 			out.Env[i] = e

@@ -38,6 +38,13 @@ func Patch(orig, mutated *corev1.Pod) []jsonpatch.JsonPatchOperation {
 		}
 	}
 
+	// Volumes: guardchain's own emptyDirs may be brought to the configured
+	// size in place; others are only appended.
+	for i := range orig.Spec.Volumes {
+		if !equality.Semantic.DeepEqual(&orig.Spec.Volumes[i], &mutated.Spec.Volumes[i]) {
+			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "replace", Path: fmt.Sprintf("/spec/volumes/%d", i), Value: mutated.Spec.Volumes[i]})
+		}
+	}
 	ops = appendList(ops, "/spec/volumes", orig.Spec.Volumes, mutated.Spec.Volumes)
 
 	for i := range orig.Spec.Containers {
@@ -107,7 +114,11 @@ func containerOps(ops []jsonpatch.JsonPatchOperation, base string, o, m *corev1.
 	ops = appendList(ops, base+"/volumeMounts", o.VolumeMounts, m.VolumeMounts)
 	for j := range o.Env {
 		if o.Env[j].Value != m.Env[j].Value {
-			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "replace", Path: fmt.Sprintf("%s/env/%d/value", base, j), Value: m.Env[j].Value})
+			// add, not replace: an empty value reaches us without its "value"
+			// key, and replace needs its target to exist (RFC 6902, 4.3), so
+			// a strict applier refuses the patch and with it the pod; add on
+			// an object member sets it whether or not it exists.
+			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: fmt.Sprintf("%s/env/%d/value", base, j), Value: m.Env[j].Value})
 		}
 	}
 	return appendList(ops, base+"/env", o.Env, m.Env)

@@ -161,7 +161,20 @@ func TestServerServesTLSProbesMetricsAndRotatedCerts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("admission while draining: %v", err)
 	}
+	var drained admissionv1.AdmissionReview
+	err = json.NewDecoder(resp.Body).Decode(&drained)
 	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("admission while draining: HTTP %d, decoding the answer: %v", resp.StatusCode, err)
+	}
+	// The same answer as before the stop: the pod is injected, not refused or
+	// let through unguarded.
+	if r := drained.Response; r == nil || !r.Allowed || len(r.Patch) == 0 || r.UID != ar.Response.UID {
+		t.Fatalf("answer while draining: %+v, want an allowed patch for request %s", r, ar.Response.UID)
+	}
+	if !bytes.Equal(drained.Response.Patch, ar.Response.Patch) {
+		t.Errorf("patch while draining differs from the one before:\n%s\n%s", drained.Response.Patch, ar.Response.Patch)
+	}
 	select {
 	case err := <-done:
 		if err != nil {

@@ -2,10 +2,14 @@ package webhook
 
 import (
 	"path"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
+
+	"github.com/guardchain/guardchain/guards"
 )
 
 // The emptyDir that becomes /tmp: which volume, and its mount in each target.
@@ -24,6 +28,10 @@ func (in *injection) tmpVolume(targets []string) (volume string, mount corev1.Vo
 	for _, t := range targets {
 		c := containerByName(&in.pod.Spec, t)
 		for _, m := range c.VolumeMounts {
+			if strings.HasPrefix(path.Clean(m.MountPath), TmpPath+"/"+guards.StagedPrefix) {
+				r := in.refuse(ReasonChainShadowed, "container %s mounts volume %s at %s, over the guard chain's files", t, m.Name, m.MountPath)
+				return "", mount, from, &r
+			}
 			if path.Clean(m.MountPath) != TmpPath {
 				continue
 			}
@@ -90,16 +98,22 @@ func volumeKind(v *corev1.Volume) string {
 	return "not an emptyDir"
 }
 
-// ensureVolume adds our emptyDir unless a volume of that name exists (an
-// emptyDir the pod already mounts at /tmp, or ours from an earlier call).
+// ensureVolume adds our emptyDir, or brings one of that name (ours from an
+// earlier call, or from an older release's offline injection) to the
+// configured medium and size. An emptyDir the pod mounts at /tmp under
+// another name is the pod's own and is never changed.
 func ensureVolume(spec *corev1.PodSpec, name string, vc VolumeConfig) bool {
-	if volumeByName(spec, name) != nil {
-		return false
-	}
 	ed := &corev1.EmptyDirVolumeSource{Medium: vc.Medium}
 	if vc.SizeLimit != nil {
 		q := vc.SizeLimit.DeepCopy()
 		ed.SizeLimit = &q
+	}
+	if v := volumeByName(spec, name); v != nil {
+		if name != VolumeName && name != BinVolumeName || equality.Semantic.DeepEqual(v.EmptyDir, ed) {
+			return false
+		}
+		v.EmptyDir = ed
+		return true
 	}
 	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: ed}})
 	return true

@@ -281,12 +281,12 @@ func (d *drills) restartAPIServer(t *testing.T) time.Time {
 	return back
 }
 
-// The self-managed certificates live in the Secret <release>-tls (certs/):
+// The self-managed certificates live in the Secret <release>-selfmanaged (certs/):
 // the webhook replaces a serving certificate that is missing and a CA that
 // is missing, keeping the old CA in the bundle until no served leaf needs
 // it. The drill removes them from the Secret as rotation would find them
 // due, and waits until both replicas serve the result.
-const tlsSecret = release + "-tls"
+const tlsSecret = release + "-selfmanaged"
 
 func (d *drills) rotateLeaf(t *testing.T) {
 	t.Helper()

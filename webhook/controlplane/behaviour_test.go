@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -278,8 +279,11 @@ func TestControlPlanePodSecurity(t *testing.T) {
 	}{
 		{"root", "ownership: root", "baseline", true},
 		{"root", "ownership: root", "restricted", false},
-		{"defaults (uid:998:998, root writer, auto source)", "", "baseline", true},
-		{"defaults (uid:998:998, root writer, auto source)", "", "restricted", false},
+		// The pod runs as non-root, so writer auto picks the owner.
+		{"defaults (uid:998:998, writer auto, auto source)", "", "baseline", true},
+		{"defaults (uid:998:998, writer auto, auto source)", "", "restricted", true},
+		{"root writer", "writer: root", "baseline", true},
+		{"root writer", "writer: root", "restricted", false},
 		{"owner writer", "ownership: uid:1000:1000\nwriter: owner", "baseline", true},
 		{"owner writer", "ownership: uid:1000:1000\nwriter: owner", "restricted", true},
 		{"owner writer, embedded", "ownership: uid:1000:1000\nwriter: owner\nsource: embedded", "restricted", true},
@@ -300,5 +304,30 @@ func TestControlPlanePodSecurity(t *testing.T) {
 			}
 			t.Logf("%s, PodSecurity %s: admitted=%v %v", tt.name, tt.level, err == nil, err)
 		})
+	}
+}
+
+// An empty NODE_OPTIONS reaches the webhook without its "value" key (the API
+// server drops empty strings); with nodeOptions: append the stored pod carries
+// the tokens, and the variable after it is untouched.
+func TestControlPlaneNodeOptionsAppendToEmptyValue(t *testing.T) {
+	cfg := testConfig(t, "nodeOptions: append\n")
+	ns := namespace(t, "openshell", nil)
+	register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{ns}})
+	pod := agentPod("empty-node-options")
+	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "NODE_OPTIONS", Value: ""}, {Name: "LOG_LEVEL", Value: "info"}}
+	got, err := clientset.CoreV1().Pods(ns).Create(context.Background(), pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create with an empty NODE_OPTIONS: %v", err)
+	}
+	if !injected(got) {
+		t.Fatalf("not injected: %v", got.Annotations)
+	}
+	want := []corev1.EnvVar{
+		{Name: "NODE_OPTIONS", Value: "--require /tmp/nemoclaw-sandbox-safety-net.js --require /tmp/nemoclaw-nemotron-inference-fix.js --require /tmp/nemoclaw-ciao-network-guard.js"},
+		{Name: "LOG_LEVEL", Value: "info"},
+	}
+	if diff := cmp.Diff(want, got.Spec.Containers[0].Env); diff != "" {
+		t.Errorf("stored env (-want +got):\n%s", diff)
 	}
 }

@@ -3,172 +3,19 @@ package controlplane
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
-	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/guardchain/guardchain/certs"
-	"github.com/guardchain/guardchain/webhook"
 )
-
-const day = 24 * time.Hour
-
-// logBuffer collects a manager's log lines.
-type logBuffer struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (b *logBuffer) logger() logr.Logger {
-	return funcr.New(func(prefix, args string) {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		b.lines = append(b.lines, args)
-	}, funcr.Options{Verbosity: 1})
-}
-
-func (b *logBuffer) has(s string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, l := range b.lines {
-		if strings.Contains(l, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// selfManaged is one test's self-managed setup: a webhook configuration with
-// no CA bundle yet, a Secret namespace, and a port for the server.
-type selfManaged struct {
-	cfg       webhook.Config
-	ns        string
-	secretNS  string
-	mwcName   string
-	port      int
-	leafValid time.Duration
-	caValid   time.Duration
-}
-
-func newSelfManaged(t *testing.T) *selfManaged {
-	t.Helper()
-	s := &selfManaged{cfg: testConfig(t, ""), ns: namespace(t, "openshell", nil), secretNS: namespace(t, "guardchain-system", nil),
-		port: freePort(t), leafValid: 90 * day, caValid: 400 * day}
-	mwc := webhook.MutatingWebhookConfiguration(s.cfg, webhook.RegistrationOptions{
-		Name: "guardchain-" + rand.String(5), Namespaces: []string{s.ns}, ReleaseNamespace: s.secretNS})
-	cc := clientConfig(s.port, webhook.MutatePath)
-	cc.CABundle = nil
-	mwc.Webhooks[0].ClientConfig = cc
-	if _, err := clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(context.Background(), mwc, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	s.mwcName = mwc.Name
-	t.Cleanup(func() {
-		_ = clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), mwc.Name, metav1.DeleteOptions{})
-	})
-	return s
-}
-
-func (s *selfManaged) manager(t *testing.T, dir string, now func() time.Time, log *logBuffer) *certs.Manager {
-	t.Helper()
-	if log == nil {
-		log = &logBuffer{}
-	}
-	m, err := certs.NewManager(certs.Options{Client: clientset, Namespace: s.secretNS, SecretName: "guardchain-tls",
-		WebhookConfigName: s.mwcName, DNSNames: []string{"localhost"}, CertDir: dir, Now: now, Log: log.logger(),
-		LeafValidity: s.leafValid, CAValidity: s.caValid, Propagation: 2 * time.Second, Registry: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func (s *selfManaged) reconcile(t *testing.T, m *certs.Manager) {
-	t.Helper()
-	if _, err := m.Reconcile(context.Background()); err != nil {
-		t.Fatalf("reconcile: %v", err)
-	}
-}
-
-// serveFrom starts guardchain serving the files in dir.
-func (s *selfManaged) serveFrom(t *testing.T, dir string) *running {
-	t.Helper()
-	srv, err := webhook.NewServer(webhook.ServerOptions{Config: s.cfg, Log: logr.Discard(), Host: "127.0.0.1", Port: s.port,
-		CertDir: dir, ProbeAddr: "0", Registry: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Start(ctx) }()
-	stop := func() { cancel(); <-done }
-	t.Cleanup(stop)
-	return &running{port: s.port, stop: stop}
-}
-
-func (s *selfManaged) waitInjecting(t *testing.T) {
-	t.Helper()
-	waitFor(t, "admissions through the self-managed certificate", func() error {
-		p, err := dryRunCreate(s.ns, agentPod("probe"))
-		if err == nil && !injected(p) {
-			err = fmt.Errorf("not injected")
-		}
-		return err
-	})
-}
-
-func (s *selfManaged) secret(t *testing.T) *corev1.Secret {
-	t.Helper()
-	sec, err := clientset.CoreV1().Secrets(s.secretNS).Get(context.Background(), "guardchain-tls", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sec
-}
-
-func (s *selfManaged) bundle(t *testing.T) []byte {
-	t.Helper()
-	mwc, err := clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(context.Background(), s.mwcName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mwc.Webhooks[0].ClientConfig.CABundle
-}
-
-// servedSerial is the serial of the certificate the server presents.
-func servedSerial(t *testing.T, port int) string {
-	t.Helper()
-	conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port), &tls.Config{InsecureSkipVerify: true}) // only reading the serial
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
-}
-
-func serialOf(t *testing.T, pemBytes []byte) string {
-	t.Helper()
-	cs, err := certs.ParseCerts(pemBytes)
-	if err != nil || len(cs) == 0 {
-		t.Fatalf("parsing certificate: %v", err)
-	}
-	return cs[0].SerialNumber.String()
-}
 
 func TestControlPlaneSelfManagedBootstrapAndRestartWithoutChurn(t *testing.T) {
 	s := newSelfManaged(t)
@@ -211,6 +58,46 @@ func TestControlPlaneSelfManagedBootstrapAndRestartWithoutChurn(t *testing.T) {
 	}
 }
 
+// A replica that starts after its Secret was deleted makes a new one with
+// the chart's RBAC, instead of waiting forever for its first certificate.
+// Its leaf is of a new CA, which joins a caBundle that trusts the deleted
+// one: it reports ready only once the API server has had Propagation to
+// load the new CA, leaving the admissions meanwhile to replicas serving
+// leaves of the old one.
+func TestControlPlaneSelfManagedRestartRecreatesDeletedSecret(t *testing.T) {
+	s := newSelfManaged(t)
+	s.reconcile(t, s.manager(t, t.TempDir(), nil, nil))
+	if err := clientset.CoreV1().Secrets(s.secretNS).Delete(context.Background(), s.secretName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	m := s.manager(t, dir, nil, nil)
+	start := time.Now()
+	if _, err := m.Reconcile(context.Background()); err != nil {
+		t.Fatalf("a restarted replica cannot make its first certificate: %v", err)
+	}
+	// A second replica, starting meanwhile, serves a leaf of the same CA.
+	second := s.manager(t, t.TempDir(), nil, nil)
+	s.reconcile(t, second)
+	for i, r := range []*certs.Manager{m, second} {
+		if err := r.Ready(nil); err == nil {
+			t.Errorf("replica %d is ready at once with a leaf of a CA the caBundle has just gained", i)
+		} else if !strings.Contains(err.Error(), "joined the caBundle") {
+			t.Errorf("replica %d is not ready, for another reason: %v", i, err)
+		}
+	}
+	waitFor(t, "the restarted replicas to report ready", func() error { return errors.Join(m.Ready(nil), second.Ready(nil)) })
+	// The Propagation is 2s; the mark records whole seconds.
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("ready %s after the new CA joined the caBundle, want the Propagation of 2s (less the mark's rounding)", waited)
+	}
+	if len(s.secret(t).Data[certs.KeySignerKey]) == 0 {
+		t.Error("the recreated Secret holds no CA")
+	}
+	s.serveFrom(t, dir)
+	s.waitInjecting(t)
+}
+
 func TestControlPlaneSelfManagedReplicasRace(t *testing.T) {
 	s := newSelfManaged(t)
 	const replicas = 4
@@ -242,41 +129,6 @@ func TestControlPlaneSelfManagedReplicasRace(t *testing.T) {
 		}
 	}
 }
-
-// createLoop creates sandbox pods (dry run) until stop, counting failures.
-func createLoop(t *testing.T, ns string, stop <-chan struct{}) (ok, failed *atomic.Int64, errs *sync.Map, done chan struct{}) {
-	ok, failed, errs, done = &atomic.Int64{}, &atomic.Int64{}, &sync.Map{}, make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			p, err := dryRunCreate(ns, agentPod("loop"))
-			if err != nil || !injected(p) {
-				failed.Add(1)
-				errs.Store(fmt.Sprint(err), true)
-				continue
-			}
-			ok.Add(1)
-		}
-	}()
-	return
-}
-
-func reportLoop(t *testing.T, ok, failed *atomic.Int64, errs *sync.Map) {
-	t.Helper()
-	t.Logf("%d admissions succeeded, %d failed", ok.Load(), failed.Load())
-	if failed.Load() != 0 {
-		errs.Range(func(k, _ any) bool { t.Errorf("admission failed: %v", k); return true })
-	}
-	if ok.Load() < 20 {
-		t.Errorf("only %d admissions in the loop", ok.Load())
-	}
-}
-
 func TestControlPlaneSelfManagedLeafRenewalUnderLoad(t *testing.T) {
 	s := newSelfManaged(t)
 	dir := t.TempDir()
@@ -358,17 +210,6 @@ func TestControlPlaneSelfManagedCARolloverUnderLoad(t *testing.T) {
 	<-done
 	reportLoop(t, ok, failed, errs)
 }
-
-func leafCert(t *testing.T, port int) *x509.Certificate {
-	t.Helper()
-	conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port), &tls.Config{InsecureSkipVerify: true}) // only reading the certificate
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	return conn.ConnectionState().PeerCertificates[0]
-}
-
 func TestControlPlaneSelfManagedReplacesBadSecrets(t *testing.T) {
 	now := time.Now()
 	ca, _ := certs.NewCA("old", now.Add(-200*day), 400*day)
@@ -389,11 +230,7 @@ func TestControlPlaneSelfManagedReplacesBadSecrets(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSelfManaged(t)
-			_, err := clientset.CoreV1().Secrets(s.secretNS).Create(context.Background(), &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Name: "guardchain-tls", Namespace: s.secretNS}, Data: tt.data}, metav1.CreateOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s.putSecret(t, tt.data)
 			dir := t.TempDir()
 			log := &logBuffer{}
 			s.reconcile(t, s.manager(t, dir, nil, log))

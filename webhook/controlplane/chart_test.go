@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/guardchain/guardchain/certs"
+	"github.com/guardchain/guardchain/guards"
 	"github.com/guardchain/guardchain/webhook"
 )
 
@@ -63,7 +65,14 @@ type chartCase struct {
 	values string // "" for the defaults
 	reg    webhook.RegistrationOptions
 	cm     bool
+	// action is the backstop's binding: Deny, or Warn and Audit.
+	action []admissionregistrationv1.ValidationAction
 }
+
+var (
+	deny = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}
+	warn = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Warn, admissionregistrationv1.Audit}
+)
 
 func chartCases() []chartCase {
 	svc := func() admissionregistrationv1.WebhookClientConfig {
@@ -71,24 +80,25 @@ func chartCases() []chartCase {
 			Namespace: releaseNS, Name: releaseName, Path: ptr.To(webhook.MutatePath), Port: ptr.To(int32(443))}}
 	}
 	return []chartCase{
-		{"", webhook.RegistrationOptions{Name: releaseName, ClientConfig: svc(), Namespaces: []string{"openshell"}, ReleaseNamespace: releaseNS}, false},
-		{"ci/cert-manager-values.yaml", webhook.RegistrationOptions{Name: releaseName, ClientConfig: svc(), Namespaces: []string{"openshell"}, ReleaseNamespace: releaseNS}, true},
+		{"", webhook.RegistrationOptions{Name: releaseName, ClientConfig: svc(), Namespaces: []string{"openshell"}, ReleaseNamespace: releaseNS}, false, deny},
+		{"ci/cert-manager-values.yaml", webhook.RegistrationOptions{Name: releaseName, ClientConfig: svc(), Namespaces: []string{"openshell"}, ReleaseNamespace: releaseNS}, true, deny},
 		{"ci/restricted-values.yaml", webhook.RegistrationOptions{Name: releaseName, ClientConfig: svc(), Namespaces: []string{"openshell", "sandboxes"},
 			ReleaseNamespace: releaseNS, FailurePolicy: admissionregistrationv1.Ignore,
-			ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"openshell.dev/sandbox-managed": "true"}}}, false},
+			ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"openshell.dev/sandbox-managed": "true"}}}, false, warn},
 	}
 }
 
-func render(t *testing.T, values string) []*unstructured.Unstructured {
+func render(t *testing.T, values string, extra ...string) []*unstructured.Unstructured {
 	t.Helper()
-	args := []string{"template", release, chartDir, "-n", releaseNS}
+	var args []string
 	if values != "" {
 		args = append(args, "-f", filepath.Join(chartDir, values))
 	}
-	out, err := helm(t, args...)
-	if err != nil {
-		t.Fatalf("helm template: %v\n%s", err, out)
-	}
+	return renderRelease(t, release, releaseNS, append(args, extra...)...)
+}
+
+func decodeManifests(t *testing.T, out string) []*unstructured.Unstructured {
+	t.Helper()
 	var objs []*unstructured.Unstructured
 	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(out), 4096)
 	for {
@@ -127,18 +137,42 @@ func into(t *testing.T, u *unstructured.Unstructured, out any) {
 
 var ignoreMeta = cmpopts.IgnoreFields(metav1.ObjectMeta{}, "Labels", "Annotations")
 
+// configMapOf is the ConfigMap the rendered Deployment mounts as its config.
+func configMapOf(t *testing.T, objs []*unstructured.Unstructured) *corev1.ConfigMap {
+	t.Helper()
+	d := find(objs, "Deployment", releaseName)
+	if d == nil {
+		t.Fatal("no Deployment")
+	}
+	var dep appsv1.Deployment
+	into(t, d, &dep)
+	name := configVolume(dep.Spec.Template.Spec)
+	u := find(objs, "ConfigMap", name)
+	if u == nil {
+		t.Fatalf("the Deployment mounts ConfigMap %q, which the chart does not render", name)
+	}
+	var cm corev1.ConfigMap
+	into(t, u, &cm)
+	return &cm
+}
+
+// configVolume names the ConfigMap a webhook pod reads its config from.
+func configVolume(spec corev1.PodSpec) string {
+	for _, v := range spec.Volumes {
+		if v.Name == "config" && v.ConfigMap != nil {
+			return v.ConfigMap.Name
+		}
+	}
+	return ""
+}
+
 // The chart renders exactly the registration and cert-manager objects the Go
 // code builds, from a config the webhook accepts: the two cannot drift.
 func TestChartRendersWhatGoBuilds(t *testing.T) {
 	for _, tc := range chartCases() {
 		t.Run("values="+tc.values, func(t *testing.T) {
 			objs := render(t, tc.values)
-			cmObj := find(objs, "ConfigMap", releaseName)
-			if cmObj == nil {
-				t.Fatal("no ConfigMap")
-			}
-			var cmap corev1.ConfigMap
-			into(t, cmObj, &cmap)
+			cmap := configMapOf(t, objs)
 			cfg, err := webhook.ParseConfig([]byte(cmap.Data["config.yaml"]))
 			if err != nil {
 				t.Fatalf("the chart's config.yaml is refused by the webhook: %v\n%s", err, cmap.Data["config.yaml"])
@@ -154,6 +188,8 @@ func TestChartRendersWhatGoBuilds(t *testing.T) {
 			if diff := cmp.Diff(want, &got, ignoreMeta); diff != "" {
 				t.Errorf("chart's MutatingWebhookConfiguration differs from Go's (-go +chart):\n%s", diff)
 			}
+
+			checkEnforcement(t, objs, cfg, tc)
 
 			cmOpts := certs.CertManagerOptions{Name: releaseName, Namespace: releaseNS, Service: releaseName}
 			if tc.cm {
@@ -227,16 +263,7 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 // server (server-side dry run), cert-manager's objects against the CRDs that
 // ship in the cert-manager module.
 func TestChartServerSideDryRun(t *testing.T) {
-	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager").Output()
-	if err != nil {
-		t.Fatalf("finding the cert-manager module: %v", err)
-	}
-	crds := filepath.Join(strings.TrimSpace(string(dir)), "deploy", "crds")
-	if _, err := envtest.InstallCRDs(restConfig, envtest.CRDInstallOptions{
-		Paths: []string{filepath.Join(crds, "cert-manager.io_certificates.yaml"), filepath.Join(crds, "cert-manager.io_issuers.yaml"), "testdata/crds"},
-	}); err != nil {
-		t.Fatalf("installing CRDs: %v", err)
-	}
+	installCertManagerCRDs(t)
 	c, err := client.New(restConfig, client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -255,5 +282,272 @@ func TestChartServerSideDryRun(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// installCertManagerCRDs installs cert-manager's Certificate and Issuer
+// CRDs, from the cert-manager module, so the certManager mode's objects are
+// accepted.
+func installCertManagerCRDs(t *testing.T) {
+	t.Helper()
+	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager").Output()
+	if err != nil {
+		t.Fatalf("finding the cert-manager module: %v", err)
+	}
+	crds := filepath.Join(strings.TrimSpace(string(dir)), "deploy", "crds")
+	if _, err := envtest.InstallCRDs(restConfig, envtest.CRDInstallOptions{
+		Paths: []string{filepath.Join(crds, "cert-manager.io_certificates.yaml"), filepath.Join(crds, "cert-manager.io_issuers.yaml"), "testdata/crds"},
+	}); err != nil {
+		t.Fatalf("installing CRDs: %v", err)
+	}
+}
+
+// valuesFile writes values YAML for one helm call.
+func valuesFile(t *testing.T, yamlText string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(p, []byte(yamlText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// parseWebhookConfig is what a webhook pod does with its config file.
+func parseWebhookConfig(config string) error {
+	if !strings.Contains(config, "initImage:") {
+		config = "initImage: registry.local/guardchain/initguards:test\n" + config
+	}
+	_, err := webhook.ParseConfig([]byte(config))
+	return err
+}
+
+// The chart refuses, at render time and naming the value, every config the
+// webhook refuses: a bad value must stop helm, not crash-loop the new
+// replicas. Each bad row is also fed to webhook.ParseConfig, which must refuse
+// it too; each good row (the edges of the same rules) renders a config the
+// webhook accepts.
+func TestChartRefusesWhatTheWebhookRefuses(t *testing.T) {
+	bad := []struct {
+		name   string
+		values string // helm values
+		config string // the webhook config those values would give
+		want   string // in helm's output
+	}{
+		{"zero size limit", "config: {volume: {sizeLimit: 0}}", "volume: {sizeLimit: 0}", "at '/config/volume/sizeLimit'"},
+		{"zero size limit with unit", "config: {volume: {sizeLimit: 0Mi}}", "volume: {sizeLimit: 0Mi}", "at '/config/volume/sizeLimit'"},
+		{"empty label in proxy host", "config: {proxy: {host: a..b, port: 3128}}", "proxy: {host: a..b, port: 3128}", "at '/config/proxy/host'"},
+		{"proxy host label over 63", "config: {proxy: {host: " + strings.Repeat("a", 64) + ".example, port: 3128}}",
+			"proxy: {host: " + strings.Repeat("a", 64) + ".example, port: 3128}", "at '/config/proxy/host'"},
+		{"proxy host with IPv6 zone", "config: {proxy: {host: 'fe80::1%eth0', port: 3128}}", "proxy: {host: 'fe80::1%eth0', port: 3128}", "at '/config/proxy/host'"},
+		{"proxy host bad IPv6", "config: {proxy: {host: 'a::b::c', port: 3128}}", "proxy: {host: 'a::b::c', port: 3128}", "at '/config/proxy/host'"},
+		{"unknown cache redirect", "config: {cacheRedirects: HOME}", "cacheRedirects: HOME", "at '/config/cacheRedirects'"},
+		{"cache redirects trailing comma", "config: {cacheRedirects: 'XDG_CACHE_HOME,'}", "cacheRedirects: 'XDG_CACHE_HOME,'", "at '/config/cacheRedirects'"},
+		{"uid out of range", "config: {ownership: 'uid:4294967295'}", "ownership: 'uid:4294967295'", "at '/config/ownership'"},
+		{"gid out of range", "config: {ownership: 'uid:1000:4294967296'}", "ownership: 'uid:1000:4294967296'", "at '/config/ownership'"},
+		{"negative uid", "config: {ownership: 'uid:-1'}", "ownership: 'uid:-1'", "at '/config/ownership'"},
+		{"request above limit", "config: {resources: {requests: {cpu: 200m}}}",
+			"resources: {requests: {cpu: 200m, memory: 16Mi}, limits: {cpu: 100m, memory: 32Mi}}",
+			"config.resources.requests.cpu (200m) exceeds config.resources.limits.cpu (100m)"},
+		{"request above limit across units", "config: {resources: {requests: {memory: 1025Mi}, limits: {memory: 1Gi}}}",
+			"resources: {requests: {memory: 1025Mi}, limits: {memory: 1Gi}}",
+			"config.resources.requests.memory (1025Mi) exceeds config.resources.limits.memory (1Gi)"},
+		{"not a quantity", "config: {resources: {requests: {cpu: 1.2.3}}}", "resources: {requests: {cpu: 1.2.3}}", "at '/config/resources/requests/cpu'"},
+		{"relative CA path", "config: {gitSSLCAInfo: ca.pem}", "gitSSLCAInfo: ca.pem", "at '/config/gitSSLCAInfo'"},
+		{"unclean preloads dir", "config: {preloadsDir: /a/./b}", "preloadsDir: /a/./b", `config.preloadsDir "/a/./b": want a clean absolute path`},
+		{"preloads dir with ..", "config: {preloadsDir: /usr/local/lib/nemoclaw/preloads/..}", "preloadsDir: /usr/local/lib/nemoclaw/preloads/..", "want a clean absolute path"},
+		{"unknown writer", "config: {writer: nobody}", "writer: nobody", "at '/config/writer'"},
+		{"unknown source", "config: {source: registry}", "source: registry", "at '/config/source'"},
+		{"bad opt-out label", "config: {namespaceOptOutLabel: 'opt out'}", "namespaceOptOutLabel: 'opt out'", "at '/config/namespaceOptOutLabel'"},
+		{"opt-out label with empty prefix", "config: {namespaceOptOutLabel: /opt-out}", "namespaceOptOutLabel: /opt-out", "at '/config/namespaceOptOutLabel'"},
+		{"opt-out label prefix over 253", "config: {namespaceOptOutLabel: " + strings.Repeat("a.", 127) + "b/opt-out}",
+			"namespaceOptOutLabel: " + strings.Repeat("a.", 127) + "b/opt-out", "the prefix before / is longer than 253 characters"},
+		{"guard listed twice", "config: {requiredGuards: [safety-net, safety-net]}", "requiredGuards: [safety-net, safety-net]", "at '/config/requiredGuards'"},
+		{"space in init image tag", "initImage: {tag: 'v1 x'}", "initImage: 'ghcr.io/guardchain/initguards:v1 x'", "at '/initImage/tag'"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := parseWebhookConfig(tt.config); err == nil {
+				t.Fatalf("the webhook accepts %q; the row tests nothing", tt.config)
+			}
+			out, err := helm(t, "template", release, chartDir, "-n", releaseNS, "-f", valuesFile(t, tt.values))
+			if err == nil || !strings.Contains(out, tt.want) {
+				t.Errorf("helm template with %s: err=%v, output lacks %q:\n%s", tt.values, err, tt.want, out)
+			}
+		})
+	}
+
+	good := []struct{ name, values string }{
+		{"largest uid and gid", "config: {ownership: 'uid:4294967294:4294967294'}"},
+		{"IPv6 proxy", "config: {proxy: {host: '::1', port: 3128}}"},
+		{"IPv4-mapped IPv6 proxy", "config: {proxy: {host: '::ffff:10.0.0.1', port: 3128}}"},
+		{"mixed-case proxy name", "config: {proxy: {host: Proxy.Example.COM, port: 3128}}"},
+		{"cache redirects with spaces", "config: {cacheRedirects: ' XDG_CACHE_HOME , HISTFILE'}"},
+		{"no cache redirects", "config: {cacheRedirects: none}"},
+		{"empty cache redirects", "config: {cacheRedirects: ''}"},
+		{"prefixed opt-out label", "config: {namespaceOptOutLabel: example.com/opt-out}"},
+		{"request equal to limit in other units", "config: {resources: {requests: {memory: 1Gi}, limits: {memory: 1073741824}}}"},
+		{"fractional cpu", "config: {resources: {requests: {cpu: 0.1}, limits: {cpu: 100m}}}"},
+		{"fractional size limit", "config: {volume: {sizeLimit: .5Gi}}"},
+		{"numeric size limit", "config: {volume: {sizeLimit: 1}}"},
+		{"absolute CA path", "config: {gitSSLCAInfo: /etc/ssl/ca.pem}"},
+	}
+	for _, v := range guards.CacheRedirectVars() {
+		good = append(good, struct{ name, values string }{"cache redirect " + v, "config: {cacheRedirects: " + v + "}"})
+	}
+	for _, tt := range good {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := helm(t, "template", release, chartDir, "-n", releaseNS, "-f", valuesFile(t, tt.values))
+			if err != nil {
+				t.Fatalf("helm template with %s: %v\n%s", tt.values, err, out)
+			}
+			cm := configMapOf(t, decodeManifests(t, out))
+			if err := parseWebhookConfig(cm.Data["config.yaml"]); err != nil {
+				t.Errorf("the webhook refuses the chart's config for %s: %v\n%s", tt.values, err, cm.Data["config.yaml"])
+			}
+		})
+	}
+}
+
+// Every values file in ci/ is one of chartCases, so lint, render and the
+// server-side dry run cover it.
+func TestChartCasesCoverEveryCIValuesFile(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(chartDir, "ci", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	covered := map[string]bool{}
+	for _, tc := range chartCases() {
+		covered[tc.values] = true
+	}
+	for _, f := range files {
+		rel, _ := filepath.Rel(chartDir, f)
+		if !covered[rel] {
+			t.Errorf("%s is not in chartCases", rel)
+		}
+	}
+}
+
+// A webhook.namespaces entry the registration would exclude (the release
+// namespace, kube-system) makes helm fail with a message naming it, instead
+// of installing a selector that silently selects nothing.
+func TestChartRefusesUnselectableNamespaces(t *testing.T) {
+	tests := []struct{ namespaces, want string }{
+		{"{openshell," + releaseNS + "}", "webhook.namespaces lists " + releaseNS + ", the release namespace"},
+		{"{" + releaseNS + "}", "webhook.namespaces lists " + releaseNS + ", the release namespace"},
+		{"{kube-system}", "webhook.namespaces lists kube-system"},
+	}
+	for _, tt := range tests {
+		out, err := helm(t, "template", release, chartDir, "-n", releaseNS, "--set", "webhook.namespaces="+tt.namespaces)
+		if err == nil || !strings.Contains(out, tt.want) {
+			t.Errorf("helm template --set webhook.namespaces=%s: err=%v, output lacks %q:\n%s", tt.namespaces, err, tt.want, out)
+		}
+	}
+
+	// helm install through the real API server: refused before anything is created.
+	ns := namespace(t, "guardchain-system", nil)
+	kc := kubeconfig(t)
+	out, err := helm(t, "install", "selfsel", chartDir, "--kubeconfig", kc, "-n", ns, "--set", "webhook.namespaces={openshell,"+ns+"}")
+	if want := "webhook.namespaces lists " + ns + ", the release namespace"; err == nil || !strings.Contains(out, want) {
+		t.Fatalf("helm install: err=%v, output lacks %q:\n%s", err, want, out)
+	}
+	if out, err := helm(t, "status", "selfsel", "--kubeconfig", kc, "-n", ns); err == nil {
+		t.Errorf("a release exists after the refused install:\n%s", out)
+	}
+	if _, err := clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(context.Background(), "selfsel-guardchain", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the refused install left its webhook configuration (get: %v)", err)
+	}
+}
+
+// checkEnforcement: the chart's backstop policy and binding are the ones
+// webhook.EnforcementPolicy builds for the same config and values.
+func checkEnforcement(t *testing.T, objs []*unstructured.Unstructured, cfg webhook.Config, tc chartCase) {
+	t.Helper()
+	var values struct {
+		InitImage struct {
+			Repository string `json:"repository"`
+		} `json:"initImage"`
+		Enforcement struct {
+			ExtraRepositories []string `json:"extraRepositories"`
+		} `json:"enforcement"`
+	}
+	for _, f := range []string{"values.yaml", tc.values} {
+		if f == "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(chartDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(b, &values); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantPol, wantBind := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{Registration: tc.reg,
+		Repositories: append([]string{values.InitImage.Repository}, values.Enforcement.ExtraRepositories...), Actions: tc.action})
+	var gotPol admissionregistrationv1.ValidatingAdmissionPolicy
+	var gotBind admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	for _, o := range []struct {
+		kind string
+		into any
+	}{{"ValidatingAdmissionPolicy", &gotPol}, {"ValidatingAdmissionPolicyBinding", &gotBind}} {
+		u := find(objs, o.kind, releaseName)
+		if u == nil {
+			t.Fatalf("no %s", o.kind)
+		}
+		into(t, u, o.into)
+	}
+	if diff := cmp.Diff(wantPol, &gotPol, ignoreMeta); diff != "" {
+		t.Errorf("chart's ValidatingAdmissionPolicy differs from Go's (-go +chart):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantBind, &gotBind, ignoreMeta); diff != "" {
+		t.Errorf("chart's ValidatingAdmissionPolicyBinding differs from Go's (-go +chart):\n%s", diff)
+	}
+}
+
+// helm upgrade --reuse-values renders this chart with the previous release's
+// values, which lack every key added since (writer, source, preloadsDir,
+// enforcement): the chart must still render a config the webhook accepts, a
+// test pod with no empty setting, and the backstop.
+func TestChartRendersWithThePreviousReleasesValues(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(chartDir)); err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile("testdata/chart/values-previous-release.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "values.yaml"), old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := helm(t, "template", release, dir, "-n", releaseNS)
+	if err != nil {
+		t.Fatalf("helm template with the previous release's values: %v\n%s", err, out)
+	}
+	objs := decodeManifests(t, out)
+	cm := configMapOf(t, objs)
+	cfg, err := webhook.ParseConfig([]byte(cm.Data["config.yaml"]))
+	if err != nil {
+		t.Fatalf("config.yaml refused: %v", err)
+	}
+	if cfg.Ownership != "root" || cfg.Source != webhook.SourceAuto || cfg.Writer != webhook.WriterAuto {
+		t.Errorf("ownership %s, source %s, writer %s: want the previous ownership and this release's defaults for the rest", cfg.Ownership, cfg.Source, cfg.Writer)
+	}
+	var pod corev1.Pod
+	u := find(objs, "Pod", releaseName+"-test")
+	if u == nil {
+		t.Fatal("no test pod")
+	}
+	into(t, u, &pod)
+	for _, e := range pod.Spec.Containers[0].Env {
+		if e.Value == "" {
+			t.Errorf("test pod env %s is empty", e.Name)
+		}
+	}
+	if find(objs, "ValidatingAdmissionPolicy", releaseName) == nil {
+		t.Error("no backstop policy")
+	}
+	if find(objs, "ValidatingAdmissionPolicy", releaseName+"-selfmanaged") == nil {
+		t.Error("no policy confining the webhook's ServiceAccount to its Secret")
 	}
 }

@@ -6,6 +6,20 @@
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret the webhook keeps its own CA and serving certificate in
+(selfManaged). The webhook creates it; the chart never renders it. */}}
+{{- define "guardchain.selfManagedSecret" -}}
+{{ include "guardchain.fullname" . }}-selfmanaged
+{{- end -}}
+
+{{/* The Secret the previous chart rendered for the self-managed CA
+(helm.sh/resource-policy: keep, so it outlives the upgrade). The webhook
+reads it when it first makes its own Secret, and takes its CA over. Drop
+this, its RBAC rule and --legacy-cert-secret one release later. */}}
+{{- define "guardchain.legacySecret" -}}
+{{ include "guardchain.fullname" . }}-tls
+{{- end -}}
+
 {{- define "guardchain.selectorLabels" -}}
 app.kubernetes.io/name: guardchain
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -40,14 +54,59 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 initImage: {{ include "guardchain.initImage" . }}
 imagePullPolicy: {{ .Values.initImage.pullPolicy }}
 {{- $cfg := deepCopy .Values.config }}
-{{- if not (($cfg.volume).sizeLimit) }}{{ $_ := unset ($cfg.volume | default dict) "sizeLimit" }}{{ end }}
+{{- /* An empty sizeLimit is no limit: left out, not passed on as "". */}}
+{{- $size := ($cfg.volume | default dict).sizeLimit }}
+{{- if or (kindIs "invalid" $size) (and (kindIs "string" $size) (eq $size "")) }}{{ $_ := unset ($cfg.volume | default dict) "sizeLimit" }}{{ end }}
 {{ toYaml $cfg }}
+{{- end -}}
+
+{{/* The config's ConfigMap, named by a hash of the config. */}}
+{{- define "guardchain.configMapName" -}}
+{{ include "guardchain.fullname" . }}-config-{{ include "guardchain.config" . | sha256sum | trunc 10 }}
+{{- end -}}
+
+{{/* config.containers as a CEL list literal. */}}
+{{- define "guardchain.celContainers" -}}
+{{- $names := list -}}
+{{- range .Values.config.containers }}{{ $names = append $names (printf "'%s'" .) }}{{ end -}}
+{{- printf "[%s]" (join ", " $names) -}}
+{{- end -}}
+
+{{/* The namespaces guardchain acts in: never kube-system nor its own. */}}
+{{- define "guardchain.namespaceSelector" -}}
+namespaceSelector:
+  matchExpressions:
+  - key: kubernetes.io/metadata.name
+    operator: In
+    values:
+      {{- toYaml .Values.webhook.namespaces | nindent 6 }}
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values:
+    - kube-system
+    {{- if ne .Release.Namespace "kube-system" }}
+    - {{ .Release.Namespace }}
+    {{- end }}
+  {{- with .Values.config.namespaceOptOutLabel }}
+  - key: {{ . }}
+    operator: NotIn
+    values: [disabled]
+  {{- end }}
+{{- end -}}
+
+{{/* enforcement.action resolved: Deny, Warn or off. auto: Deny while the
+webhook fails closed and denies what it cannot guard; Warn otherwise, since
+Deny would refuse exactly the pods failurePolicy Ignore or conflict skip let
+through. */}}
+{{- define "guardchain.enforcementAction" -}}
+{{- $a := (.Values.enforcement | default dict).action | default "auto" -}}
+{{- if eq $a "auto" -}}
+{{- if and (eq .Values.webhook.failurePolicy "Fail") (eq .Values.config.conflict "deny") }}Deny{{ else }}Warn{{ end -}}
+{{- else -}}{{ $a }}{{- end -}}
 {{- end -}}
 
 {{/* The CEL match condition; the same text as webhook.TargetCondition. */}}
 {{- define "guardchain.targetCondition" -}}
-{{- $names := list -}}
-{{- range .Values.config.containers }}{{ $names = append $names (printf "'%s'" .) }}{{ end -}}
-{{- $list := printf "[%s]" (join ", " $names) -}}
+{{- $list := include "guardchain.celContainers" . -}}
 object.spec.containers.exists(c, c.name in {{ $list }}) || (has(object.spec.initContainers) && object.spec.initContainers.exists(c, c.name in {{ $list }})) || (has(object.metadata.annotations) && 'guardchain.dev/containers' in object.metadata.annotations)
 {{- end -}}

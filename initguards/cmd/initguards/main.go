@@ -154,18 +154,27 @@ func dispatch(ctx context.Context, cmd string, rest []string, cfg config, chain 
 // Report is what emit staged, written as one JSON line to the termination
 // log so `kubectl get pod` shows it without exec.
 type Report struct {
-	SHA256    string   `json:"sha256"`
-	Source    string   `json:"source"`
-	Ownership string   `json:"ownership"`
-	Files     []string `json:"files"`
+	SHA256    string `json:"sha256"`
+	Source    string `json:"source"`
+	Ownership string `json:"ownership"`
+	Count     int    `json:"count"`
+	// Files is left out where it would pass the kubelet's 4 KiB message limit.
+	Files []string `json:"files,omitempty"`
 }
 
+// maxReport is the kubelet's limit on a termination message.
+const maxReport = 4096
+
 func writeReport(path string, chain guards.Chain, files []guards.File, pol initguards.Policy) error {
-	r := Report{SHA256: chain.SHA256(), Source: chain.Source, Ownership: pol.String()}
+	r := Report{SHA256: chain.SHA256(), Source: chain.Source, Ownership: pol.String(), Count: len(files)}
 	for _, f := range files {
 		r.Files = append(r.Files, f.Name)
 	}
 	b, err := json.Marshal(r)
+	if err == nil && len(b) >= maxReport {
+		r.Files = nil
+		b, err = json.Marshal(r)
+	}
 	if err != nil {
 		return err
 	}
@@ -309,22 +318,14 @@ func newFlags(cmd string, env func(string) (string, bool), chain guards.Chain, c
 	return fs, flags
 }
 
-// parse applies defaults, then the environment, then flags, so each layer
-// overrides the one before and every value is validated where it is set.
+// parse takes each value from its flag, else from the environment, else the
+// default, and validates it where it is set. A flag given replaces its
+// variable entirely: the variable is then not read, so a bad one cannot fail
+// a command whose flag says otherwise.
 func parse(cmd string, args []string, env func(string) (string, bool), chain guards.Chain, stderr io.Writer) (config, []string, error) {
 	var cfg config
 	// Errors are reported by run as one line; the flag list only on -h.
 	fs, flags := newFlags(cmd, env, chain, &cfg, io.Discard)
-	for _, f := range flags {
-		if err := f.set(f.def); err != nil {
-			return cfg, nil, fmt.Errorf("default --%s: %w", f.name, err)
-		}
-		if v, ok := env(f.env); ok {
-			if err := f.set(v); err != nil {
-				return cfg, nil, usageError{fmt.Errorf("%s: %w", f.env, err)}
-			}
-		}
-	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stderr, usage)
@@ -333,6 +334,24 @@ func parse(cmd string, args []string, env func(string) (string, bool), chain gua
 			return cfg, nil, err
 		}
 		return cfg, nil, usageError{err}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	// Each flag sets only its own fields, so the order of the layers across
+	// flags does not matter.
+	for _, f := range flags {
+		if given[f.name] {
+			continue
+		}
+		if v, ok := env(f.env); ok {
+			if err := f.set(v); err != nil {
+				return cfg, nil, usageError{fmt.Errorf("%s: %w", f.env, err)}
+			}
+			continue
+		}
+		if err := f.set(f.def); err != nil {
+			return cfg, nil, fmt.Errorf("default --%s: %w", f.name, err)
+		}
 	}
 	if err := chain.Validate(cfg.opts); err != nil {
 		return cfg, nil, usageError{err}

@@ -30,7 +30,11 @@ func TestRun(t *testing.T) {
 		{"unknown command", []string{"emitt"}, nil, 2, "", "initguards: emitt: unknown command \"emitt\" (emit, verify, print, copy-self, version)\n"},
 		{"emit", []string{"emit", "--dir", "%DIR%", "--ownership", uid}, nil, 0, "7 written, 0 unchanged", ""},
 		{"emit from env", []string{"emit"}, map[string]string{"GUARDCHAIN_DIR": "%DIR%", "GUARDCHAIN_OWNERSHIP": uid}, 0, "7 written", ""},
-		{"flag beats env", []string{"emit", "--proxy-port", "8080", "--dir", "%DIR%", "--ownership", uid}, map[string]string{"GUARDCHAIN_PROXY_PORT": "nope"}, 2, "",
+		// A flag replaces its variable: the variable, even a bad one, is not read.
+		{"flag beats env", []string{"print", "--proxy-port", "8080"}, map[string]string{"GUARDCHAIN_PROXY_PORT": "9090"}, 0, "export HTTPS_PROXY='http://10.200.0.1:8080'", ""},
+		{"flag beats bad env", []string{"emit", "--proxy-port", "8080", "--dir", "%DIR%", "--ownership", uid}, map[string]string{"GUARDCHAIN_PROXY_PORT": "nope"}, 0, "7 written", ""},
+		{"env beats default", []string{"print"}, map[string]string{"GUARDCHAIN_PROXY_PORT": "9090"}, 0, "export HTTPS_PROXY='http://10.200.0.1:9090'", ""},
+		{"bad env without its flag", []string{"emit", "--dir", "%DIR%", "--ownership", uid}, map[string]string{"GUARDCHAIN_PROXY_PORT": "nope"}, 2, "",
 			"initguards: emit: GUARDCHAIN_PROXY_PORT: \"nope\" is not a port number\n"},
 		{"verify missing chain", []string{"verify", "--dir", "%DIR%", "--ownership", uid, "--require", "none"}, nil, 1, "", "%VERIFY%"},
 		{"bad port", []string{"emit", "--dir", "%DIR%", "--proxy-port", "70000"}, nil, 2, "",

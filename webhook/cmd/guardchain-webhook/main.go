@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/guardchain/guardchain/audit"
 	"github.com/guardchain/guardchain/certs"
 	"github.com/guardchain/guardchain/guards"
 	"github.com/guardchain/guardchain/internal/version"
@@ -36,7 +37,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = "usage: guardchain-webhook serve|inject|version [flags] (-h after a command lists its flags)"
+const usage = "usage: guardchain-webhook serve|inject|audit|version [flags] (-h after a command lists its flags)"
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -45,6 +46,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	var err error
 	switch args[0] {
+	case "audit":
+		return audit.Main(ctx, args[1:], stdout, stderr)
 	case "serve":
 		err = serve(ctx, args[1:], stderr)
 	case "inject":
@@ -87,7 +90,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	port := fs.Int("port", 9443, "TLS port for admissions")
 	probeAddr := fs.String("probe-addr", ":8081", "address for /healthz, /readyz and /metrics")
 	certMode := fs.String("cert-mode", "files", "files (cert-manager or any tool writes --cert-dir) or selfManaged")
-	certSecret := fs.String("cert-secret", "guardchain-tls", "selfManaged: the Secret that holds the CA and serving certificate")
+	certSecret := fs.String("cert-secret", "guardchain-selfmanaged", "selfManaged: the Secret the webhook creates and keeps its CA and serving certificate in")
+	legacySecret := fs.String("legacy-cert-secret", "", "selfManaged: the Secret an earlier release kept its CA in; when --cert-secret does not exist yet, that CA is taken over")
 	namespace := fs.String("namespace", os.Getenv("POD_NAMESPACE"), "selfManaged: namespace of the Secret and Service (env POD_NAMESPACE)")
 	service := fs.String("service", "guardchain", "selfManaged: the webhook Service, for the certificate's DNS names")
 	webhookConfig := fs.String("webhook-config", "guardchain", "selfManaged: the MutatingWebhookConfiguration whose caBundle is kept")
@@ -127,7 +131,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		mgr, err = certs.NewManager(certs.Options{
-			Client: client, Namespace: *namespace, SecretName: *certSecret, WebhookConfigName: *webhookConfig,
+			Client: client, Namespace: *namespace, SecretName: *certSecret, LegacySecretName: *legacySecret, WebhookConfigName: *webhookConfig,
 			DNSNames: certs.ServiceDNSNames(*service, *namespace), CertDir: *certDir,
 			Log: log.WithName("certs"), Registry: ctrlmetrics.Registry,
 		})
