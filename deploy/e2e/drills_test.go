@@ -282,16 +282,17 @@ func (d *drills) restartAPIServer(t *testing.T) time.Time {
 }
 
 // The self-managed certificates live in the Secret <release>-selfmanaged (certs/):
-// the webhook replaces a serving certificate that is missing and a CA that
-// is missing, keeping the old CA in the bundle until no served leaf needs
-// it. The drill removes them from the Secret as rotation would find them
-// due, and waits until both replicas serve the result.
+// the webhook replaces a serving certificate or a CA it cannot read, keeping
+// the old CA in the bundle until no served leaf needs it. The drill empties
+// them in the Secret (a kubernetes.io/tls Secret must keep its keys), as if
+// rotation had found them due, and waits until both replicas serve the
+// result.
 const tlsSecret = release + "-selfmanaged"
 
 func (d *drills) rotateLeaf(t *testing.T) {
 	t.Helper()
 	old := d.secretCert(t, certs.KeyTLSCert)
-	d.dropSecretKeys(t, certs.KeyTLSCert, certs.KeyTLSKey)
+	d.emptySecretKeys(t, certs.KeyTLSCert, certs.KeyTLSKey)
 	var leaf *x509.Certificate
 	waitFor(t, "a new serving certificate in the Secret", 3*time.Minute, func() error {
 		leaf = d.secretCert(t, certs.KeyTLSCert)
@@ -306,7 +307,7 @@ func (d *drills) rotateLeaf(t *testing.T) {
 func (d *drills) rotateCA(t *testing.T) {
 	t.Helper()
 	oldCA := d.secretCert(t, certs.KeySignerCrt)
-	d.dropSecretKeys(t, certs.KeySignerCrt, certs.KeySignerKey)
+	d.emptySecretKeys(t, certs.KeySignerCrt, certs.KeySignerKey)
 	var leaf *x509.Certificate
 	// The new CA signs a leaf only once the API server has trusted it for
 	// the propagation time (certs.Options.Propagation, 2 minutes).
@@ -341,17 +342,17 @@ func (d *drills) secretCert(t *testing.T, key string) *x509.Certificate {
 	return c
 }
 
-func (d *drills) dropSecretKeys(t *testing.T, keys ...string) {
+func (d *drills) emptySecretKeys(t *testing.T, keys ...string) {
 	t.Helper()
 	var ops []string
 	for _, k := range keys {
-		ops = append(ops, fmt.Sprintf(`{"op":"remove","path":"/data/%s"}`, strings.ReplaceAll(k, "/", "~1")))
+		ops = append(ops, fmt.Sprintf(`{"op":"replace","path":"/data/%s","value":""}`, strings.ReplaceAll(k, "/", "~1")))
 	}
 	patch := "[" + strings.Join(ops, ",") + "]"
 	if _, err := d.cs.CoreV1().Secrets(releaseNS).Patch(context.Background(), tlsSecret, types.JSONPatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		t.Fatalf("removing %v from the Secret: %v", keys, err)
+		t.Fatalf("emptying %v in the Secret: %v", keys, err)
 	}
-	t.Logf("removed %v from secret %s at %s", keys, tlsSecret, time.Now().Format(time.StampMilli))
+	t.Logf("emptied %v in secret %s at %s", keys, tlsSecret, time.Now().Format(time.StampMilli))
 }
 
 // waitServed waits until every replica reports leaf's expiry as its served
