@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -281,33 +282,41 @@ func (d *drills) restartAPIServer(t *testing.T) time.Time {
 	return back
 }
 
-// The self-managed certificates live in the Secret <release>-selfmanaged (certs/):
-// the webhook replaces a serving certificate or a CA it cannot read, keeping
-// the old CA in the bundle until no served leaf needs it. The drill empties
-// them in the Secret (a kubernetes.io/tls Secret must keep its keys), as if
-// rotation had found them due, and waits until both replicas serve the
+// The self-managed certificates live in the Secret <release>-selfmanaged
+// (certs/), which every replica reads each reconcile and serves from. The
+// leaf rotates as a renewal does: a new serving certificate from the same
+// CA written into the Secret, as the replica that renews writes it. The CA
+// rotates as the certs code rolls over a CA it cannot read: emptied in the
+// Secret (a kubernetes.io/tls Secret must keep its keys), a new CA joins the
+// bundle beside the old one and its leaf is served once the API server has
+// trusted it for a while. Each step waits until both replicas serve the
 // result.
 const tlsSecret = release + "-selfmanaged"
 
 func (d *drills) rotateLeaf(t *testing.T) {
 	t.Helper()
+	sec, err := d.cs.CoreV1().Secrets(releaseNS).Get(context.Background(), tlsSecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	old := d.secretCert(t, certs.KeyTLSCert)
-	d.emptySecretKeys(t, certs.KeyTLSCert, certs.KeyTLSKey)
-	var leaf *x509.Certificate
-	waitFor(t, "a new serving certificate in the Secret", 3*time.Minute, func() error {
-		leaf = d.secretCert(t, certs.KeyTLSCert)
-		if leaf == nil || leaf.SerialNumber.Cmp(old.SerialNumber) == 0 {
-			return fmt.Errorf("not replaced yet")
-		}
-		return nil
-	})
-	d.waitServed(t, "the new serving certificate", leaf)
+	signer := certs.KeyPair{CertPEM: sec.Data[certs.KeySignerCrt], KeyPEM: sec.Data[certs.KeySignerKey]}
+	renewed, err := certs.NewServing(signer, old.DNSNames, time.Now(), old.NotAfter.Sub(old.NotBefore))
+	if err != nil {
+		t.Fatalf("renewing the serving certificate with the Secret's CA: %v", err)
+	}
+	d.setSecretKeys(t, map[string][]byte{certs.KeyTLSCert: renewed.CertPEM, certs.KeyTLSKey: renewed.KeyPEM})
+	leaf, _, err := renewed.Parsed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.waitServed(t, "the renewed serving certificate", leaf)
 }
 
 func (d *drills) rotateCA(t *testing.T) {
 	t.Helper()
 	oldCA := d.secretCert(t, certs.KeySignerCrt)
-	d.emptySecretKeys(t, certs.KeySignerCrt, certs.KeySignerKey)
+	d.setSecretKeys(t, map[string][]byte{certs.KeySignerCrt: nil, certs.KeySignerKey: nil})
 	var leaf *x509.Certificate
 	// The new CA signs a leaf only once the API server has trusted it for
 	// the propagation time (certs.Options.Propagation, 2 minutes).
@@ -342,17 +351,22 @@ func (d *drills) secretCert(t *testing.T, key string) *x509.Certificate {
 	return c
 }
 
-func (d *drills) emptySecretKeys(t *testing.T, keys ...string) {
+// setSecretKeys writes values into the Secret's data (nil: empty).
+func (d *drills) setSecretKeys(t *testing.T, data map[string][]byte) {
 	t.Helper()
 	var ops []string
-	for _, k := range keys {
-		ops = append(ops, fmt.Sprintf(`{"op":"replace","path":"/data/%s","value":""}`, strings.ReplaceAll(k, "/", "~1")))
+	var keys []string
+	for k, v := range data {
+		ops = append(ops, fmt.Sprintf(`{"op":"replace","path":"/data/%s","value":%q}`,
+			strings.ReplaceAll(k, "/", "~1"), base64.StdEncoding.EncodeToString(v)))
+		keys = append(keys, k)
 	}
+	slices.Sort(keys)
 	patch := "[" + strings.Join(ops, ",") + "]"
 	if _, err := d.cs.CoreV1().Secrets(releaseNS).Patch(context.Background(), tlsSecret, types.JSONPatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		t.Fatalf("emptying %v in the Secret: %v", keys, err)
+		t.Fatalf("writing %v in the Secret: %v", keys, err)
 	}
-	t.Logf("emptied %v in secret %s at %s", keys, tlsSecret, time.Now().Format(time.StampMilli))
+	t.Logf("wrote %v in secret %s at %s", keys, tlsSecret, time.Now().Format(time.StampMilli))
 }
 
 // waitServed waits until every replica reports leaf's expiry as its served
