@@ -65,7 +65,7 @@ bench-handler: ## the admission handler in process beside its floors: 8 interlea
 	  $(GO) test ./webhook -run '^$$' -bench '^BenchmarkReview$$' -benchmem -cpu 1 -count 1 >> _out/bench-handler.txt || exit 1; done
 	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) -col /path _out/bench-handler.txt
 
-bench-load: build ## the webhook under load over TLS on 127.0.0.1 beside a floor server (vegeta: 64 workers, 10 s measured, 3 rounds; LOAD_FLAGS=...)
+bench-load: build ## the webhook under load over TLS on 127.0.0.1 beside a floor server (vegeta: 64 workers, 10 s measured, 5 rounds; LOAD_FLAGS=...)
 	$(GO) build -o $(BIN)/load-floor ./deploy/load/floor
 	$(GO) run ./deploy/load -webhook $(BIN)/guardchain-webhook -floor $(BIN)/load-floor $(LOAD_FLAGS)
 

@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.concurrency, "concurrency", 64, "workers, each with its own keep-alive connection")
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "load before measuring")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured load")
-	fs.IntVar(&o.rounds, "rounds", 3, "runs of each server, alternating; medians are reported")
+	fs.IntVar(&o.rounds, "rounds", 5, "runs of each server, alternating; medians are reported")
 	fs.Uint64Var(&o.maxRequests, "max-requests", 1_000_000, "bound on requests per phase")
 	if err := fs.Parse(args); err != nil {
 		return err
