@@ -67,6 +67,10 @@ func putBuffer(b *bytes.Buffer) {
 // maxReviewBytes is controller-runtime's limit on a review body.
 const maxReviewBytes = 7 << 20
 
+// presizeReviewBytes is how much of a claimed Content-Length is allocated
+// before the body arrives: far above a sandbox pod's review (about 5 KB).
+const presizeReviewBytes = 64 << 10
+
 const (
 	reviewAPIVersion = "admission.k8s.io/v1"
 	reviewKind       = "AdmissionReview"
@@ -107,13 +111,13 @@ func decodeReview(body []byte) (*podRequest, bool) {
 
 // readReview reads the body, up to maxReviewBytes, into buf; complete is
 // false when it could not read all of it (the fallback then reports why).
-// The API server says how long its body is: that is read in one go.
+// The buffer grows to the length the client claims only as far as a review
+// usually is; beyond that it grows with the bytes that arrive, so a claimed
+// length alone (unauthenticated, on many connections or HTTP/2 streams)
+// cannot make the webhook allocate.
 func readReview(r *http.Request, buf *bytes.Buffer) (body []byte, complete bool) {
-	if n := int(r.ContentLength); n > 0 && n < maxReviewBytes {
-		buf.Grow(n)
-		body = buf.AvailableBuffer()[:n]
-		read, err := io.ReadFull(r.Body, body)
-		return body[:read], err == nil
+	if n := r.ContentLength; n > 0 {
+		buf.Grow(int(min(n, presizeReviewBytes)))
 	}
 	lr := &io.LimitedReader{R: r.Body, N: maxReviewBytes}
 	_, err := buf.ReadFrom(lr)
