@@ -39,6 +39,19 @@ func (l liveBundle) trustsLeaf(pair KeyPair, names []string, now time.Time) bool
 // all is every CA any webhook trusts.
 func (l liveBundle) all() []byte { return bytes.Join(l, nil) }
 
+// dropsFrom reports whether setting bundle would take from any webhook a
+// CA it trusts now.
+func (l liveBundle) dropsFrom(bundle []byte) bool {
+	next, _ := ParseCerts(bundle)
+	for _, b := range l {
+		cur, _ := ParseCerts(b)
+		if len(newCAs(next, cur)) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // empty reports whether no webhook trusts anything yet.
 func (l liveBundle) empty() bool { return len(bytes.TrimSpace(l.all())) == 0 }
 

@@ -54,12 +54,24 @@ func (m *Manager) reconcileOnce(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	if sec == nil || !d.stored.equal(cur) {
-		if err := m.writeSecret(ctx, sec, d.stored, mwc); err != nil {
-			return time.Time{}, err // a conflict is retried by Reconcile
+	writeSecret := func() error {
+		if sec != nil && d.stored.equal(cur) {
+			return nil
 		}
+		return m.writeSecret(ctx, sec, d.stored, mwc) // a conflict is retried by Reconcile
 	}
-	if err := m.patchBundle(ctx, mwc, d.bundle); err != nil {
+	// The caBundle gains a CA only after the Secret holds it, and loses one
+	// before the Secret does. Another replica reads the Secret, then the
+	// bundle: it then never finds in the bundle a CA the Secret has already
+	// retired, which it would keep as one a replica may still serve.
+	first, second := writeSecret, func() error { return m.patchBundle(ctx, mwc, d.bundle) }
+	if live := liveBundleOf(mwc); live.dropsFrom(d.bundle) {
+		first, second = second, first
+	}
+	if err := first(); err != nil {
+		return time.Time{}, err
+	}
+	if err := second(); err != nil {
 		return time.Time{}, err
 	}
 	if err := m.writeFiles(d.leaf); err != nil {

@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/guardchain/guardchain/certs"
 	"github.com/guardchain/guardchain/webhook"
@@ -107,10 +108,17 @@ func newSelfManagedReplicas(t *testing.T, replicas int) *selfManaged {
 // manager is one replica's certificate manager, with the chart's RBAC.
 func (s *selfManaged) manager(t *testing.T, dir string, now func() time.Time, log *logBuffer) *certs.Manager {
 	t.Helper()
+	return s.managerWith(t, s.id.client, dir, now, log)
+}
+
+// managerWith is a replica's certificate manager that reaches the API server
+// through client.
+func (s *selfManaged) managerWith(t *testing.T, client kubernetes.Interface, dir string, now func() time.Time, log *logBuffer) *certs.Manager {
+	t.Helper()
 	if log == nil {
 		log = &logBuffer{}
 	}
-	m, err := certs.NewManager(certs.Options{Client: s.id.client, Namespace: s.secretNS, SecretName: s.secretName,
+	m, err := certs.NewManager(certs.Options{Client: client, Namespace: s.secretNS, SecretName: s.secretName,
 		LegacySecretName: s.id.legacySecret, WebhookConfigName: s.mwcName, DNSNames: []string{"localhost"}, CertDir: dir, Now: now, Log: log.logger(),
 		LeafValidity: s.leafValid, CAValidity: s.caValid, Propagation: 2 * time.Second, RetireAfter: s.retire,
 		Registry: prometheus.NewRegistry()})

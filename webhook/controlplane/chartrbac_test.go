@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/transport"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -69,6 +70,7 @@ func webhookArgs(t *testing.T, objs []*unstructured.Unstructured) (args map[stri
 // and the names the chart passes on the webhook's command line.
 type chartIdentity struct {
 	client        kubernetes.Interface
+	namespace, sa string // the ServiceAccount client acts as
 	secretName    string
 	legacySecret  string
 	webhookConfig string
@@ -85,7 +87,7 @@ func asChartServiceAccount(t *testing.T, rel, ns string) chartIdentity {
 	objs := renderRelease(t, rel, ns)
 	args, sa := webhookArgs(t, objs)
 	applyCertObjects(t, objs, args["cert-secret"])
-	id := chartIdentity{client: impersonate(t, ns, sa), secretName: args["cert-secret"], legacySecret: args["legacy-cert-secret"],
+	id := chartIdentity{client: impersonate(t, ns, sa), namespace: ns, sa: sa, secretName: args["cert-secret"], legacySecret: args["legacy-cert-secret"],
 		webhookConfig: args["webhook-config"], service: args["service"]}
 	waitFor(t, "the chart's Secret policy to take effect", func() error {
 		_, err := id.client.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{
@@ -136,7 +138,15 @@ func applyCertObjects(t *testing.T, objs []*unstructured.Unstructured, policy st
 // server's authorizer has seen its bindings.
 func impersonate(t *testing.T, ns, sa string) kubernetes.Interface {
 	t.Helper()
+	return impersonateThrough(t, ns, sa, nil)
+}
+
+// impersonateThrough is impersonate with the client's transport wrapped by
+// wrap (nil: not wrapped).
+func impersonateThrough(t *testing.T, ns, sa string, wrap transport.WrapperFunc) kubernetes.Interface {
+	t.Helper()
 	cfg := rest.CopyConfig(restConfig)
+	cfg.WrapTransport = wrap
 	cfg.Impersonate = rest.ImpersonationConfig{
 		UserName: "system:serviceaccount:" + ns + ":" + sa,
 		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
