@@ -17,7 +17,7 @@ E2E_TAG ?= e2e
 KIND ?= kind
 KEEP ?= 0
 
-.PHONY: help build test test-unit test-integration test-integration-bench fuzz-short lint bench measure-emit demo demo-emit tools tools-dir \
+.PHONY: help build test test-unit test-integration test-integration-floor test-integration-bench fuzz-short lint bench measure-emit demo demo-emit tools tools-dir \
 	images images-oci e2e e2e-local clean
 
 help: ## list the targets
@@ -39,8 +39,12 @@ tools: ## build $(TOOLS) from the pinned modules in deploy/tools into the cache
 tools-dir: ## print the cache directory that holds the tools (make -s tools-dir)
 	@deploy/tools/build.sh $(TOOLS)
 
-test-integration: ## the webhook and chart through a real etcd + kube-apiserver (builds them, kube-controller-manager and helm on first use)
+test-integration: ## the webhook and chart through a real etcd + kube-apiserver of the newest release (builds them, kube-controller-manager and helm on first use)
 	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver kube-controller-manager etcd kubectl helm) $(GO) test -race -count=1 ./webhook/controlplane/...
+
+test-integration-floor: ## the same tests against the oldest release guardchain supports (deploy/tools/kube-floor)
+	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh --floor kube-apiserver etcd helm) GUARDCHAIN_KUBE_RELEASE=floor \
+	  $(GO) test -race -count=1 ./webhook/controlplane/...
 
 test-integration-bench: ## admission latency through the real API server, with and without guardchain
 	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver etcd kubectl) \
@@ -53,7 +57,7 @@ fuzz-short: ## a short run of every fuzz target from its committed seed corpus
 	    $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME); \
 	  done; done
 
-test: lint test-unit test-integration fuzz-short ## lint, unit, control-plane and fuzz tests (CI then runs e2e-local)
+test: lint test-unit test-integration test-integration-floor fuzz-short ## lint, unit, control-plane (newest and oldest supported release) and fuzz tests (CI then runs e2e-local)
 
 bench: ## benchmarks (each reported beside its baseline in the same run)
 	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
