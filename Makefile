@@ -96,7 +96,7 @@ e2e: ## kind (needs Docker and kind; KIND=path): create a cluster, load the imag
 	  GUARDCHAIN_E2E_PULL_POLICY=IfNotPresent $(GO) test -tags e2e -count=1 -v -timeout 20m ./deploy/e2e/
 
 e2e-local: ## the e2e suite on a real single-node cluster on this machine (root; see deploy/local)
-	@tools=$$(deploy/tools/build.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd helm) && \
+	@tools=$$(deploy/tools/build.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd helm containerd) && \
 	start=$$(date +%s) && deploy/images/build.sh $(IMAGES_DIR) $(E2E_TAG) && echo "e2e-local: images $$(( $$(date +%s) - start )) s" && \
 	trap 'deploy/local/cluster.sh down' EXIT && \
 	start=$$(date +%s) && TOOLS=$$tools deploy/local/cluster.sh up $(IMAGES_DIR) && echo "e2e-local: cluster up $$(( $$(date +%s) - start )) s" && \
