@@ -96,10 +96,11 @@ e2e: ## kind (needs Docker and kind; KIND=path): create a cluster, load the imag
 	  GUARDCHAIN_E2E_PULL_POLICY=IfNotPresent $(GO) test -tags e2e -count=1 -v -timeout 20m ./deploy/e2e/
 
 e2e-local: ## the e2e suite on a real single-node cluster on this machine (root; see deploy/local)
-	@tools=$$(deploy/tools/build.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd helm containerd) && \
+	@exec 9>"$${GUARDCHAIN_LOCAL_STATE:-/tmp/guardchain-local}.lock" && flock -w 3600 9 && \
+	tools=$$(deploy/tools/build.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd helm containerd) && \
 	start=$$(date +%s) && deploy/images/build.sh $(IMAGES_DIR) $(E2E_TAG) && echo "e2e-local: images $$(( $$(date +%s) - start )) s" && \
 	trap 'deploy/local/cluster.sh down' EXIT && \
-	start=$$(date +%s) && TOOLS=$$tools deploy/local/cluster.sh up $(IMAGES_DIR) && echo "e2e-local: cluster up $$(( $$(date +%s) - start )) s" && \
+	start=$$(date +%s) && TOOLS=$$tools deploy/local/cluster.sh up $(IMAGES_DIR) 9>&- && echo "e2e-local: cluster up $$(( $$(date +%s) - start )) s" && \
 	start=$$(date +%s) && KUBECONFIG=$${GUARDCHAIN_LOCAL_STATE:-/tmp/guardchain-local}/admin.kubeconfig GUARDCHAIN_E2E_TOOLS=$$tools \
 	  GUARDCHAIN_E2E_VALUES=$(CURDIR)/deploy/local/values.yaml $(GO) test -tags e2e -count=1 -v -timeout 20m ./deploy/e2e/ && \
 	echo "e2e-local: suite $$(( $$(date +%s) - start )) s"

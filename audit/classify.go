@@ -7,6 +7,7 @@ package audit
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 
@@ -36,25 +37,37 @@ type Reference struct {
 }
 
 // Targeted reports whether the webhook would treat p as a sandbox: it has a
-// container (or native sidecar) it targets.
+// container (or native sidecar) it targets, and can land on Linux.
 func (r Reference) Targeted(p *corev1.Pod) bool {
-	names := r.Containers
-	if v, ok := p.Annotations[webhook.AnnotationContainers]; ok && r.AnnotationTargets {
-		names = nil
-		for _, n := range strings.Split(v, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				names = append(names, n)
-			}
-		}
+	if webhook.WindowsOnly(&p.Spec) != "" {
+		return false
 	}
-	for _, c := range p.Spec.Containers {
-		if slices.Contains(names, c.Name) {
+	for _, c := range append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...) {
+		if r.targets(p, c) {
 			return true
 		}
 	}
-	for _, c := range p.Spec.InitContainers {
-		if slices.Contains(names, c.Name) && !webhook.IsOwnInitContainer(c.Name) &&
-			c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+	return false
+}
+
+// targets reports whether c is one of p's target containers: named in
+// config or (where allowed) the pod's annotation; an init container only as a
+// native sidecar.
+func (r Reference) targets(p *corev1.Pod, c corev1.Container) bool {
+	isInit := slices.ContainsFunc(p.Spec.InitContainers, func(i corev1.Container) bool { return i.Name == c.Name })
+	if isInit && (webhook.IsOwnInitContainer(c.Name) || c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways) {
+		return false
+	}
+	if slices.Contains(r.Containers, c.Name) {
+		return true
+	}
+	v, ok := p.Annotations[webhook.AnnotationContainers]
+	if !ok || !r.AnnotationTargets {
+		return false
+	}
+	// The annotation adds targets; it never removes the configured ones.
+	for _, n := range strings.Split(v, ",") {
+		if strings.TrimSpace(n) == c.Name {
 			return true
 		}
 	}
@@ -69,6 +82,9 @@ func Classify(p *corev1.Pod, r Reference) (State, string) {
 			return Unguarded, "annotated injected, but has no " + webhook.InitContainerName + " first"
 		}
 		return Unguarded, "no " + webhook.InitContainerName + " (created before guardchain, or the webhook was bypassed)"
+	}
+	if c := r.unmounted(p); c != "" {
+		return Unguarded, "container " + c + " does not mount at /tmp the volume " + webhook.InitContainerName + " writes"
 	}
 	for _, s := range p.Status.InitContainerStatuses {
 		if !webhook.IsOwnInitContainer(s.Name) {
@@ -86,6 +102,37 @@ func Classify(p *corev1.Pod, r Reference) (State, string) {
 		return Stale, fmt.Sprintf("chain %s, current %s: restart to update", short(c), short(r.Chain))
 	}
 	return Guarded, ""
+}
+
+// unmounted names a target container that does not mount at /tmp the
+// volume (and subPath) guardchain-init writes the chain into: a later
+// webhook dropped or replaced it, and the chain is not where the gateway looks.
+func (r Reference) unmounted(p *corev1.Pod) string {
+	var writer *corev1.VolumeMount
+	for i := range p.Spec.InitContainers {
+		if c := &p.Spec.InitContainers[i]; c.Name == webhook.InitContainerName {
+			writer = tmpMount(c)
+		}
+	}
+	for _, c := range append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...) {
+		if webhook.IsOwnInitContainer(c.Name) || !r.targets(p, c) {
+			continue
+		}
+		m := tmpMount(&c)
+		if writer == nil || m == nil || m.Name != writer.Name || m.SubPath != writer.SubPath || m.SubPathExpr != writer.SubPathExpr {
+			return c.Name
+		}
+	}
+	return ""
+}
+
+func tmpMount(c *corev1.Container) *corev1.VolumeMount {
+	for i := range c.VolumeMounts {
+		if path.Clean(c.VolumeMounts[i].MountPath) == webhook.TmpPath {
+			return &c.VolumeMounts[i]
+		}
+	}
+	return nil
 }
 
 // notCompleted says how a guardchain init container failed, or "" if it

@@ -48,6 +48,10 @@ func TestClassify(t *testing.T) {
 		{"plain pod", &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent"}}}}, Unguarded, "no guardchain-init"},
 		{"forged annotation", &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{webhook.AnnotationStatus: webhook.StatusInjected}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent"}}}}, Unguarded, "annotated injected, but has no guardchain-init first"},
+		{"a later webhook dropped the /tmp mount", injected(func(p *corev1.Pod) { p.Spec.Containers[0].VolumeMounts = nil }),
+			Unguarded, "container agent does not mount at /tmp the volume guardchain-init writes"},
+		{"another volume at /tmp", injected(func(p *corev1.Pod) { p.Spec.Containers[0].VolumeMounts[0].Name = "other" }),
+			Unguarded, "container agent does not mount"},
 		{"init container not first", injected(func(p *corev1.Pod) {
 			p.Spec.InitContainers = append([]corev1.Container{{Name: "early"}}, p.Spec.InitContainers...)
 		}), Unguarded, "no guardchain-init first"},
@@ -81,8 +85,10 @@ func TestTargeted(t *testing.T) {
 		{"agent", pod("", corev1.Container{Name: "agent"}), ref, true},
 		{"other", pod("", corev1.Container{Name: "web"}), ref, false},
 		{"by annotation", pod("web, x", corev1.Container{Name: "web"}), ref, true},
-		{"annotation replaces config", pod("web", corev1.Container{Name: "agent"}), ref, false},
+		{"annotation adds to config", pod("web", corev1.Container{Name: "agent"}), ref, true},
+		{"annotation cannot opt out", pod("not-here", corev1.Container{Name: "agent"}), ref, true},
 		{"annotation not allowed", pod("web", corev1.Container{Name: "web"}), Reference{Containers: []string{"agent"}}, false},
+		{"windows only", &corev1.Pod{Spec: corev1.PodSpec{NodeSelector: map[string]string{"kubernetes.io/os": "windows"}, Containers: []corev1.Container{{Name: "agent"}}}}, ref, false},
 		{"native sidecar", &corev1.Pod{Spec: corev1.PodSpec{InitContainers: []corev1.Container{sidecar}, Containers: []corev1.Container{{Name: "x"}}}}, ref, true},
 	} {
 		if got := tt.ref.Targeted(tt.pod); got != tt.want {

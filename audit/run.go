@@ -53,7 +53,8 @@ func Audit(ctx context.Context, cs kubernetes.Interface, namespace string, ref R
 		}
 		for i := range list.Items {
 			p := &list.Items[i]
-			if !ref.Targeted(p) || p.DeletionTimestamp != nil {
+			// guardchain never acts in kube-system; its pods are no sandboxes.
+			if !ref.Targeted(p) || p.DeletionTimestamp != nil || p.Namespace == metav1.NamespaceSystem {
 				continue
 			}
 			state, why := Classify(p, ref)
@@ -116,7 +117,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "audit: "+format+"\n", a...)
 		return code
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(kubectlStyle(args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stdout, usage)
 			return 0
@@ -209,6 +210,20 @@ func print(w io.Writer, output string, rep Report, allNamespaces bool) error {
 		fmt.Fprintln(tw, line)
 	}
 	return tw.Flush()
+}
+
+// kubectlStyle splits kubectl's joined short flags (-oyaml, -nNS) into the
+// flag and its value.
+func kubectlStyle(args []string) []string {
+	var out []string
+	for _, a := range args {
+		if len(a) > 2 && (strings.HasPrefix(a, "-o") || strings.HasPrefix(a, "-n")) && a[2] != '=' {
+			out = append(out, a[:2], a[2:])
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 func dash(s string) string {

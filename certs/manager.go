@@ -29,6 +29,12 @@ type Options struct {
 	Client kubernetes.Interface
 	// Namespace and SecretName hold the CA and serving certificate.
 	Namespace, SecretName string
+	// LegacySecretName, when set, is the Secret an earlier release kept its
+	// CA in (the previous chart's <fullname>-tls). When SecretName does not
+	// exist yet, a CA there that can still sign is taken over, with its
+	// serving certificate: the upgrade changes no CA, so replicas of both
+	// releases serve leaves the caBundle trusts, whichever set it last.
+	LegacySecretName string
 	// WebhookConfigName is the MutatingWebhookConfiguration whose caBundle is
 	// kept in step; only this one object is touched.
 	WebhookConfigName string
@@ -44,7 +50,8 @@ type Options struct {
 	// third of its life is left.
 	CAValidity time.Duration
 	// Propagation is how long the API server is given to load a new CA
-	// bundle before leaves signed by the new CA are served (default 2m).
+	// bundle before leaves signed by the new CA are served, or a replica
+	// serving one reports ready (default 2m).
 	Propagation time.Duration
 	// RetireAfter is how long a CA other than the signer stays in the
 	// caBundle after the leaf last moved away from it or it joined the
@@ -69,8 +76,9 @@ type Manager struct {
 
 	reconciling sync.Mutex // one reconcile at a time
 
-	mu     sync.Mutex
-	served *x509.Certificate // what CertDir holds, once valid
+	mu      sync.Mutex
+	served  *x509.Certificate // what CertDir holds, once valid
+	readyAt time.Time         // not ready before: served's CA is new to the caBundle
 }
 
 type certMetrics struct {
@@ -163,15 +171,21 @@ func (m *Manager) Start(ctx context.Context, interval time.Duration) error {
 	}
 }
 
-// Ready reports whether a valid certificate is being served; for /readyz.
+// Ready reports whether a valid certificate is being served, one the API
+// server has had time to trust; for /readyz.
 func (m *Manager) Ready(*http.Request) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.served == nil {
+	now := m.o.Now()
+	switch {
+	case m.served == nil:
 		return errors.New("no serving certificate yet")
-	}
-	if m.o.Now().After(m.served.NotAfter) {
+	case now.After(m.served.NotAfter):
 		return errors.New("serving certificate expired")
+	case now.Before(m.readyAt):
+		joined := m.readyAt.Add(-m.o.Propagation)
+		return fmt.Errorf("the serving certificate's CA joined the caBundle %s ago; ready once the API server has had %s to load it",
+			now.Sub(joined).Round(time.Second), m.o.Propagation)
 	}
 	return nil
 }

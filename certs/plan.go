@@ -71,6 +71,12 @@ func (m *Manager) plan(cur stored, live liveBundle, served KeyPair) (decision, e
 	if trustedFor < 0 {
 		// Not trusted (yet, or any more): the clock starts when it is.
 		st.trustedSince = ""
+		if !live.empty() {
+			// It joins a caBundle that trusts other CAs, whose leaves
+			// replicas may serve: from now, for every replica, and a
+			// replica serving its leaf is ready only Propagation later.
+			st.trustedSince = trustMark(signer, now)
+		}
 	}
 	if m.keepServing(st, signer, live, served, trustedFor, now) {
 		m.o.Log.Info("keeping the served certificate until the API server has trusted the Secret's CA for a while",

@@ -66,6 +66,9 @@ func TestPlan(t *testing.T) {
 			if len(retiring(d.bundle, signer)) != 0 || d.retiringSince != "" {
 				t.Errorf("a fresh bundle holds retiring CAs (since %q)", d.retiringSince)
 			}
+			if d.trustedSince != "" {
+				t.Errorf("trust mark %q on a CA that joins an empty caBundle: replicas would wait for nothing", d.trustedSince)
+			}
 		}},
 		{"steady state changes nothing", stored{signer: ca0, bundle: joinBundles(now, ca0.CertPEM), leaf: leaf0},
 			liveBundle{joinBundles(now, ca0.CertPEM)}, leaf0, func(t *testing.T, d decision) {
@@ -92,6 +95,9 @@ func TestPlan(t *testing.T) {
 			signer, _, _ := d.signer.Parsed()
 			if !signedBy(t, d.leaf, signer) || !has(d.bundle, ca0Cert) {
 				t.Error("want a leaf of the new CA, and the served CA kept in the caBundle")
+			}
+			if d.trustedSince != trustMark(signer, now) {
+				t.Errorf("trust mark %q, want the new CA's, now: replicas serving its leaf are ready Propagation later", d.trustedSince)
 			}
 		}},
 		{"Secret holds a CA the API server does not trust", stored{signer: ca1, bundle: ca1.CertPEM, leaf: leaf1},

@@ -45,6 +45,11 @@ func (m *Manager) reconcileOnce(ctx context.Context) (time.Time, error) {
 		return time.Time{}, err
 	}
 	cur := storedIn(sec)
+	if sec == nil {
+		if cur, err = m.legacy(ctx); err != nil {
+			return time.Time{}, err
+		}
+	}
 	d, err := m.plan(cur, liveBundleOf(mwc), m.readServed())
 	if err != nil {
 		return time.Time{}, err
@@ -60,7 +65,24 @@ func (m *Manager) reconcileOnce(ctx context.Context) (time.Time, error) {
 	if err := m.writeFiles(d.leaf); err != nil {
 		return time.Time{}, err
 	}
+	m.setReadyAt(d.stored)
 	return d.next, nil
+}
+
+// setReadyAt: a replica serving a leaf of a CA that joined a caBundle
+// trusting other CAs is ready Propagation after it joined (the mark): until
+// the API server has loaded it, replicas serving those others take the
+// admissions. A CA with no mark joined an empty caBundle (nothing else could
+// serve: waiting would only refuse admissions longer) or was trusted before
+// any replica timed it.
+func (m *Manager) setReadyAt(st stored) {
+	var at time.Time
+	if t, ok := markedAt(st.trustedSince, issuerOf(st.leaf, st.bundle)); ok {
+		at = t.Add(m.o.Propagation)
+	}
+	m.mu.Lock()
+	m.readyAt = at
+	m.mu.Unlock()
 }
 
 func storedIn(sec *corev1.Secret) stored {

@@ -24,14 +24,24 @@ func (m *Manager) trustedFor(signer *x509.Certificate, live liveBundle, mark str
 		return -1, ""
 	}
 	now := m.o.Now()
-	serial := signer.SerialNumber.Text(16)
-	var s, ts string
-	if _, err := fmt.Sscan(mark, &s, &ts); err == nil && s == serial {
-		if t, ok := parseStamp(ts); ok {
-			return now.Sub(t), mark
-		}
+	if t, ok := markedAt(mark, signer); ok {
+		return now.Sub(t), mark
 	}
-	return 0, serial + " " + stamp(now)
+	return 0, trustMark(signer, now)
+}
+
+// trustMark is the AnnotationTrustedSince value for ca trusted since t.
+func trustMark(ca *x509.Certificate, t time.Time) string {
+	return ca.SerialNumber.Text(16) + " " + stamp(t)
+}
+
+// markedAt is the time mark records for ca, if it is ca's.
+func markedAt(mark string, ca *x509.Certificate) (time.Time, bool) {
+	var s, ts string
+	if _, err := fmt.Sscan(mark, &s, &ts); err != nil || ca == nil || s != ca.SerialNumber.Text(16) {
+		return time.Time{}, false
+	}
+	return parseStamp(ts)
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/guardchain/guardchain/guards"
+	"github.com/guardchain/guardchain/internal/testbin"
 )
 
 // nobody is the non-root user the attack tests run as.
@@ -23,42 +23,11 @@ const nobody = 65534
 
 var initguardsBin string
 
-func TestMain(m *testing.M) {
-	code := func() int {
-		dir, err := os.MkdirTemp("", "initguards-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		// Children running as another uid must be able to reach the binary.
-		if err := os.Chmod(dir, 0o755); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		initguardsBin = filepath.Join(dir, "initguards")
-		cmd := exec.Command("go", "build", "-o", initguardsBin, "./cmd/initguards")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building initguards: %v\n%s", err, out)
-			return 1
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, "./cmd/initguards", &initguardsBin) }
 
-// requireRoot skips a test that needs root, except under CI, where every test
-// must run: there a missing privilege is a failure.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root, and CI runs as root")
-	}
-	t.Skip("needs root (mounts tmpfs, runs children as another uid)")
+	testbin.RequireRoot(t, "mounts tmpfs, runs children as another uid")
 }
 
 // openDirFor makes a directory every user can reach, with the given mode.

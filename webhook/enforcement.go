@@ -34,8 +34,9 @@ func EnforcementPolicy(cfg Config, o EnforcementOptions) (*admissionregistration
 	reg := MutatingWebhookConfiguration(cfg, o.Registration).Webhooks[0]
 	names := celList(cfg.Containers)
 	if cfg.allows(OverrideContainers) {
-		names = fmt.Sprintf("has(object.metadata.annotations) && '%s' in object.metadata.annotations ? "+
-			"object.metadata.annotations['%s'].split(',').map(n, n.trim()).filter(n, n != '') : %s", AnnotationContainers, AnnotationContainers, names)
+		// The annotation adds targets to config's, as in Inject.
+		names = fmt.Sprintf("(has(object.metadata.annotations) && '%s' in object.metadata.annotations ? "+
+			"object.metadata.annotations['%s'].split(',').map(n, n.trim()).filter(n, n != '') : []) + %s", AnnotationContainers, AnnotationContainers, names)
 	}
 	repos := celList(o.Repositories)
 	isRepo := func(img string) string {
@@ -66,7 +67,7 @@ func EnforcementPolicy(cfg Config, o EnforcementOptions) (*admissionregistration
 				{Name: "has-target-container", Expression: fmt.Sprintf("object.spec.containers.exists(c, c.name in (%[1]s)) || "+
 					"(has(object.spec.initContainers) && object.spec.initContainers.exists(c, c.name in (%[1]s) && c.name != '%[2]s' && "+
 					"has(c.restartPolicy) && c.restartPolicy == 'Always'))", names, InitContainerName)},
-				// windowsOnly, in CEL: those pods are left to run unguarded.
+				// WindowsOnly, in CEL: those pods are left to run unguarded.
 				{Name: "not-windows", Expression: "!(has(object.spec.os) && object.spec.os.name == 'windows') && " +
 					"!(has(object.spec.nodeSelector) && 'kubernetes.io/os' in object.spec.nodeSelector && object.spec.nodeSelector['kubernetes.io/os'] != 'linux') && " +
 					"!(has(object.spec.affinity) && has(object.spec.affinity.nodeAffinity) && has(object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution) && " +
@@ -87,20 +88,31 @@ func EnforcementPolicy(cfg Config, o EnforcementOptions) (*admissionregistration
 				// every other init container, native sidecar and container.
 				v("first", fmt.Sprintf("size(variables.inits) > 0 && (variables.inits[0].name == '%[1]s' || "+
 					"(variables.inits[0].name == '%[2]s' && size(variables.inits) > 1 && variables.inits[1].name == '%[1]s'))", InitContainerName, BinContainerName)),
-				v("writerTmp", fmt.Sprintf("variables.first && has(%[1]s.volumeMounts) ? %[1]s.volumeMounts.filter(m, m.mountPath == '%[2]s') : []", w, TmpPath)),
-				v("unmounted", fmt.Sprintf("variables.targets.filter(t, !(has(t.volumeMounts) && t.volumeMounts.exists(m, m.mountPath in ['%[1]s', '%[1]s/'] && "+
-					"variables.writerTmp.exists(w, w.name == m.name && "+
+				// Mount paths are compared as the kernel resolves them:
+				// "/tmp", "/tmp/" and "//tmp" are one place.
+				v("writerTmp", fmt.Sprintf("variables.first && has(%[1]s.volumeMounts) ? %[1]s.volumeMounts.filter(m, m.mountPath.matches('%[2]s')) : []", w, tmpPathRE)),
+				// Each target mounts /tmp once, from the writer's volume and
+				// subPath, and nothing over a chain file.
+				v("unmounted", fmt.Sprintf("variables.targets.filter(t, !(has(t.volumeMounts) && size(t.volumeMounts.filter(m, m.mountPath.matches('%[1]s'))) == 1 && "+
+					"t.volumeMounts.exists(m, m.mountPath.matches('%[1]s') && variables.writerTmp.exists(w, w.name == m.name && "+
 					"(has(w.subPath) ? w.subPath : '') == (has(m.subPath) ? m.subPath : '') && "+
-					"(has(w.subPathExpr) ? w.subPathExpr : '') == (has(m.subPathExpr) ? m.subPathExpr : ''))))).map(t, t.name)", TmpPath)),
+					"(has(w.subPathExpr) ? w.subPathExpr : '') == (has(m.subPathExpr) ? m.subPathExpr : ''))) && "+
+					"!t.volumeMounts.exists(m, m.mountPath.matches('%[2]s')))).map(t, t.name)", tmpPathRE, chainFileRE)),
 				v("emptyDir", "variables.writerTmp.all(w, has(object.spec.volumes) && object.spec.volumes.exists(v, v.name == w.name && has(v.emptyDir)))"),
 				// The chain's writer is initguards from the configured
 				// repository: run from that image (embedded), or copied from it
 				// by guardchain-bin into an emptyDir and run in the target's
 				// image (image and auto sources).
-				v("emits", fmt.Sprintf("variables.first && has(%[1]s.args) && size(%[1]s.args) > 0 && %[1]s.args[0] == 'emit'", w)),
+				// initguards emit, into /tmp, as a run-once init container;
+				// and nothing mounted over the copied binary.
+				v("emits", fmt.Sprintf("variables.first && has(%[1]s.args) && %[1]s.args == ['emit'] && !has(%[1]s.restartPolicy) && "+
+					"(!has(%[1]s.env) || %[1]s.env.all(e, e.name != 'GUARDCHAIN_DIR' || (has(e.value) && e.value == '%[2]s'))) && "+
+					"(!has(%[1]s.volumeMounts) || %[1]s.volumeMounts.all(m, !m.mountPath.matches('^/+guardchain(/|$)') || (m.mountPath == '%[3]s' && m.name == '%[4]s')))",
+					w, TmpPath, BinPath, BinVolumeName)),
 				v("fromRepo", fmt.Sprintf("variables.emits && ((%[1]s && (!has(%[2]s.command) || size(%[2]s.command) == 0)) || "+
 					"(has(%[2]s.command) && %[2]s.command == ['%[3]s/initguards'] && size(variables.bins) == 1 && variables.inits[0].name == '%[4]s' && "+
 					"%[5]s && has(variables.bins[0].args) && size(variables.bins[0].args) > 0 && variables.bins[0].args[0] == 'copy-self' && "+
+					"(!has(variables.bins[0].command) || size(variables.bins[0].command) == 0) && "+
 					"has(%[2]s.volumeMounts) && %[2]s.volumeMounts.exists(m, m.mountPath == '%[3]s' && m.name == '%[6]s') && "+
 					"has(variables.bins[0].volumeMounts) && variables.bins[0].volumeMounts.exists(m, m.mountPath == '%[3]s' && m.name == '%[6]s') && "+
 					"has(object.spec.volumes) && object.spec.volumes.exists(v, v.name == '%[6]s' && has(v.emptyDir))))",
@@ -142,6 +154,13 @@ func EnforcementPolicy(cfg Config, o EnforcementOptions) (*admissionregistration
 	}
 	return policy, binding
 }
+
+// RE2 patterns for mount paths the kernel treats as /tmp, and as a chain
+// file in it.
+const (
+	tmpPathRE   = `^/+tmp/*$`
+	chainFileRE = `^/+tmp/+nemoclaw-`
+)
 
 // celList is a CEL list literal of validated names (DNS labels, image
 // repositories): none holds a quote.

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -75,6 +76,7 @@ const (
 	ReasonWindowsPod        Reason = "windows-pod"
 	ReasonTmpNotEmptyDir    Reason = "tmp-volume-not-emptydir"
 	ReasonTmpVolumesDiffer  Reason = "tmp-volumes-differ"
+	ReasonChainShadowed     Reason = "chain-shadowed"
 	ReasonVolumeNameTaken   Reason = "volume-name-taken"
 	ReasonBadAnnotation     Reason = "bad-annotation"
 	ReasonOverrideForbidden Reason = "override-not-allowed"
@@ -160,15 +162,17 @@ func (in *injection) refuse(r Reason, format string, args ...any) Result {
 // podSettings are the config values after per-pod annotations.
 type podSettings struct {
 	containers []string
-	opts       guards.Options
-	ownership  string
-	policy     initguards.Policy
-	writer     WriterMode
-	source     SourceMode
+	// named are the targets the pod's annotation names (beside config's).
+	named     []string
+	opts      guards.Options
+	ownership string
+	policy    initguards.Policy
+	writer    WriterMode
+	source    SourceMode
 }
 
 func (in *injection) run() Result {
-	if why := windowsOnly(&in.pod.Spec); why != "" {
+	if why := WindowsOnly(&in.pod.Spec); why != "" {
 		in.note(ReasonWindowsPod, "pod %s runs only on Windows nodes (%s); the guard chain is for Linux containers", podName(in.pod), why)
 		return in.stop(OutcomeSkipped, ReasonWindowsPod)
 	}
@@ -176,7 +180,7 @@ func (in *injection) run() Result {
 	if bad != nil {
 		return in.stop(OutcomeDenied, ReasonBadAnnotation)
 	}
-	targets := in.targets(set.containers)
+	targets := in.targets(set)
 	if len(targets) == 0 {
 		in.note(ReasonNoTargetContainer, "pod %s has no container named %s; left untouched", podName(in.pod), strings.Join(set.containers, " or "))
 		return in.stop(OutcomeSkipped, ReasonNoTargetContainer)
@@ -249,11 +253,18 @@ func (in *injection) settings() (podSettings, error) {
 		}
 		switch ov {
 		case OverrideContainers:
+			// The annotation adds targets; it never removes config's, or a pod
+			// could opt out of the chain by naming something else.
 			names := splitList(v)
 			if len(names) == 0 {
 				fail(key, "names no container")
 			}
-			set.containers = names
+			set.named = names
+			for _, n := range names {
+				if !slices.Contains(set.containers, n) {
+					set.containers = append(slices.Clone(set.containers), n)
+				}
+			}
 		case OverrideProxyHost:
 			if err := guards.ValidateHost(v); err != nil {
 				fail(key, "%v", err)
@@ -318,12 +329,12 @@ func splitList(s string) []string {
 
 // targets are the named containers the pod has: regular containers and
 // native sidecars (restartable init containers), in the pod's order.
-func (in *injection) targets(names []string) []string {
+func (in *injection) targets(set podSettings) []string {
 	var out []string
-	for _, n := range names {
+	for _, n := range set.containers {
 		if c := containerByName(&in.pod.Spec, n); c != nil && c.Name != InitContainerName {
 			out = append(out, n)
-		} else if in.pod.Annotations[AnnotationContainers] != "" {
+		} else if slices.Contains(set.named, n) {
 			in.note(ReasonUnknownContainer, "annotation %s names %q, which is neither a container nor a native sidecar of the pod", AnnotationContainers, n)
 		}
 	}

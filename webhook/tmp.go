@@ -2,11 +2,14 @@ package webhook
 
 import (
 	"path"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
+
+	"github.com/guardchain/guardchain/guards"
 )
 
 // The emptyDir that becomes /tmp: which volume, and its mount in each target.
@@ -25,6 +28,10 @@ func (in *injection) tmpVolume(targets []string) (volume string, mount corev1.Vo
 	for _, t := range targets {
 		c := containerByName(&in.pod.Spec, t)
 		for _, m := range c.VolumeMounts {
+			if strings.HasPrefix(path.Clean(m.MountPath), TmpPath+"/"+guards.StagedPrefix) {
+				r := in.refuse(ReasonChainShadowed, "container %s mounts volume %s at %s, over the guard chain's files", t, m.Name, m.MountPath)
+				return "", mount, from, &r
+			}
 			if path.Clean(m.MountPath) != TmpPath {
 				continue
 			}

@@ -10,12 +10,12 @@ import (
 // kubelet sets that label on every node to its OS (linux or windows).
 const linuxOS = string(corev1.Linux)
 
-// windowsOnly says why a pod can land only on Windows nodes, or "" when it
+// WindowsOnly says why a pod can land only on Windows nodes, or "" when it
 // may land on a Linux node. spec.os.name is the explicit form; a node
 // selector or a required node affinity that excludes kubernetes.io/os=linux
 // is the older one, and such a pod must not get the Linux init container
 // either. Preferred affinity does not restrict where the pod lands.
-func windowsOnly(spec *corev1.PodSpec) string {
+func WindowsOnly(spec *corev1.PodSpec) string {
 	if spec.OS != nil && spec.OS.Name == corev1.Windows {
 		return "spec.os.name is windows"
 	}

@@ -51,9 +51,9 @@ func TestWindowsOnly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			why := windowsOnly(&tt.spec)
+			why := WindowsOnly(&tt.spec)
 			if (why != "") != tt.windows {
-				t.Errorf("windowsOnly = %q, want Windows-only %v", why, tt.windows)
+				t.Errorf("WindowsOnly = %q, want Windows-only %v", why, tt.windows)
 			}
 		})
 	}

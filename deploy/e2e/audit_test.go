@@ -24,14 +24,8 @@ const auditNS = "e2e-audit"
 // kubectlGuardchain builds the kubectl plugin and runs `kubectl guardchain
 // audit ARGS` with it on PATH, as a user would; it returns the output and
 // the exit code.
-func (e *env) kubectlGuardchain(t *testing.T, args ...string) (string, int) {
+func (e *env) kubectlGuardchain(t *testing.T, dir string, args ...string) (string, int) {
 	t.Helper()
-	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", dir, "../../audit/cmd/kubectl-guardchain")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building kubectl-guardchain: %v\n%s", err, out)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(e.tools, "kubectl"), append([]string{"guardchain", "audit", "--kubeconfig", e.kubeconfig}, args...)...)
@@ -53,13 +47,23 @@ func (e *env) kubectlGuardchain(t *testing.T, args ...string) (string, int) {
 func TestE2EAudit(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	if _, err := e.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: auditNS}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
+	plugin := t.TempDir()
+	build := exec.Command("go", "build", "-o", plugin, "../../audit/cmd/kubectl-guardchain")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building kubectl-guardchain: %v\n%s", err, out)
 	}
-	waitFor(t, "the default ServiceAccount in "+auditNS, time.Minute, func() error {
-		_, err := e.cs.CoreV1().ServiceAccounts(auditNS).Get(ctx, "default", metav1.GetOptions{})
-		return err
-	})
+	for _, ns := range []string{auditNS, sandboxNS} {
+		if _, err := e.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	for _, ns := range []string{auditNS, sandboxNS} {
+		waitFor(t, "the default ServiceAccount in "+ns, time.Minute, func() error {
+			_, err := e.cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+			return err
+		})
+	}
 	labels := map[string]string{"app": "audit-sandbox"}
 	p := e.plainPod("", nil)
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "audit-sandbox"},
@@ -73,7 +77,7 @@ func TestE2EAudit(t *testing.T) {
 	}
 	rollout()
 
-	out, code := e.kubectlGuardchain(t, "-n", auditNS)
+	out, code := e.kubectlGuardchain(t, plugin, "-n", auditNS)
 	t.Logf("before install: kubectl guardchain audit -n %s (exit %d):\n%s", auditNS, code, out)
 	if code != 1 || strings.Count(out, " unguarded ") != 2 || !strings.Contains(out, "ReplicaSet/audit-sandbox-") {
 		t.Errorf("before install: exit %d, want 1 with 2 unguarded pods and their owner", code)
@@ -82,18 +86,26 @@ func TestE2EAudit(t *testing.T) {
 	e.must(t, "helm", e.helmArgs("install", "--create-namespace", "--set", "webhook.namespaces={"+sandboxNS+","+auditNS+"}")...)
 	t.Cleanup(func() { _, _ = e.run(t, "helm", "uninstall", release, "-n", releaseNS, "--wait") })
 	e.waitInjecting(t)
+	// The plugin is built here, without the images' version stamp: tell it
+	// the release the cluster runs, as an operator with another build would.
+	ver := strings.Fields(e.must(t, "kubectl", "--kubeconfig", e.kubeconfig, "-n", releaseNS, "exec", "deploy/"+release, "--", "/guardchain-webhook", "version"))
+	// "guardchain-webhook VERSION chain sha256:SHA"
+	if len(ver) != 4 || !strings.HasPrefix(ver[3], "sha256:") {
+		t.Fatalf("guardchain-webhook version: %q", ver)
+	}
+	current := []string{"--release", ver[1], "--chain", strings.TrimPrefix(ver[3], "sha256:")}
 	e.must(t, "kubectl", "--kubeconfig", e.kubeconfig, "-n", auditNS, "rollout", "restart", "deployment/audit-sandbox")
 	rollout()
 	// rollout status returns once the new pods are ready; the old ones may
 	// still be terminating, which the audit leaves out.
 	waitFor(t, "only the restarted pods", 2*time.Minute, func() error {
-		out, code = e.kubectlGuardchain(t, "-n", auditNS, "-o", "json")
+		out, code = e.kubectlGuardchain(t, plugin, append([]string{"-n", auditNS, "-o", "json"}, current...)...)
 		if code != 0 {
 			return errors.New(out)
 		}
 		return nil
 	})
-	out, code = e.kubectlGuardchain(t, "-n", auditNS)
+	out, code = e.kubectlGuardchain(t, plugin, append([]string{"-n", auditNS}, current...)...)
 	t.Logf("after install and rollout restart: kubectl guardchain audit -n %s (exit %d):\n%s", auditNS, code, out)
 	if code != 0 || strings.Count(out, " guarded ") != 2 {
 		t.Errorf("after install and restart: exit %d, want 0 with 2 guarded pods", code)

@@ -381,11 +381,17 @@ func (e *env) plainPod(name string, mod func(*corev1.Pod)) *corev1.Pod {
 
 func (e *env) logs(t *testing.T, p *corev1.Pod, container string) string {
 	t.Helper()
+	return e.logsWith(t, p, container, "")
+}
+
+// logsWith waits until the container's log holds want ("" for anything).
+func (e *env) logsWith(t *testing.T, p *corev1.Pod, container, want string) string {
+	t.Helper()
 	var out string
 	waitFor(t, "logs of "+container, time.Minute, func() error {
 		b, err := e.cs.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: container}).DoRaw(context.Background())
-		if err == nil && len(b) == 0 {
-			err = fmt.Errorf("no output yet")
+		if err == nil && (len(b) == 0 || !strings.Contains(string(b), want)) {
+			err = fmt.Errorf("no %q in the output yet", want)
 		}
 		out = string(b)
 		return err
@@ -398,7 +404,8 @@ func (e *env) checkGuardsLoaded(t *testing.T, p *corev1.Pod) {
 	if !webhook.WritesChainFirst(&p.Spec) {
 		t.Fatalf("pod %s: guardchain's init containers are not first", p.Name)
 	}
-	logs := e.logs(t, p, "agent")
+	// The gateway's first line is a JSON object.
+	logs := e.logsWith(t, p, "agent", "\n{")
 	var line string
 	for _, l := range strings.Split(logs, "\n") {
 		if strings.HasPrefix(l, "{") {

@@ -103,7 +103,8 @@ func (e *env) checkNemoClawStarted(t *testing.T, p *corev1.Pod, uid int, wantSHA
 	if r := stagedReport(t, p); r.Source != guards.PackagedDir || r.SHA256 != wantSHA {
 		t.Errorf("pod %s: guardchain staged %+v, want the image's preloads (sha256 %s)", p.Name, r, wantSHA)
 	}
-	logs := e.logs(t, p, "agent")
+	// The entrypoint's line, then the gateway's first line, a JSON object.
+	logs := e.logsWith(t, p, "agent", "\n{")
 	if want := fmt.Sprintf("[nemoclaw-start] staged 4 preloads as uid %d", uid); !strings.Contains(logs, want) {
 		t.Errorf("pod %s: entrypoint did not say %q:\n%s", p.Name, want, logs)
 	}

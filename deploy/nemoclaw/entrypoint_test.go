@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,44 +24,17 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/guardchain/guardchain/guards"
+	"github.com/guardchain/guardchain/internal/testbin"
 	"github.com/guardchain/guardchain/webhook"
 )
 
 var initguardsBin string
 
-func TestMain(m *testing.M) {
-	code := func() int {
-		dir, err := os.MkdirTemp("", "nemoclaw-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		if err := os.Chmod(dir, 0o755); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		initguardsBin = filepath.Join(dir, "initguards")
-		cmd := exec.Command("go", "build", "-o", initguardsBin, "../../initguards/cmd/initguards")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building initguards: %v\n%s", err, out)
-			return 1
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, "../../initguards/cmd/initguards", &initguardsBin) }
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root, and CI runs as root")
-	}
-	t.Skip("needs root (runs the init containers and the entrypoint as their users)")
+	testbin.RequireRoot(t, "runs the init containers and the entrypoint as their users")
 }
 
 // sandbox is one pod's worth of directories: the emptyDirs and the image's

@@ -111,7 +111,7 @@ func (s *selfManaged) manager(t *testing.T, dir string, now func() time.Time, lo
 		log = &logBuffer{}
 	}
 	m, err := certs.NewManager(certs.Options{Client: s.id.client, Namespace: s.secretNS, SecretName: s.secretName,
-		WebhookConfigName: s.mwcName, DNSNames: []string{"localhost"}, CertDir: dir, Now: now, Log: log.logger(),
+		LegacySecretName: s.id.legacySecret, WebhookConfigName: s.mwcName, DNSNames: []string{"localhost"}, CertDir: dir, Now: now, Log: log.logger(),
 		LeafValidity: s.leafValid, CAValidity: s.caValid, Propagation: 2 * time.Second, RetireAfter: s.retire,
 		Registry: prometheus.NewRegistry()})
 	if err != nil {

@@ -3,9 +3,11 @@ package controlplane
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -58,6 +60,10 @@ func TestControlPlaneSelfManagedBootstrapAndRestartWithoutChurn(t *testing.T) {
 
 // A replica that starts after its Secret was deleted makes a new one with
 // the chart's RBAC, instead of waiting forever for its first certificate.
+// Its leaf is of a new CA, which joins a caBundle that trusts the deleted
+// one: it reports ready only once the API server has had Propagation to
+// load the new CA, leaving the admissions meanwhile to replicas serving
+// leaves of the old one.
 func TestControlPlaneSelfManagedRestartRecreatesDeletedSecret(t *testing.T) {
 	s := newSelfManaged(t)
 	s.reconcile(t, s.manager(t, t.TempDir(), nil, nil))
@@ -66,11 +72,24 @@ func TestControlPlaneSelfManagedRestartRecreatesDeletedSecret(t *testing.T) {
 	}
 	dir := t.TempDir()
 	m := s.manager(t, dir, nil, nil)
+	start := time.Now()
 	if _, err := m.Reconcile(context.Background()); err != nil {
 		t.Fatalf("a restarted replica cannot make its first certificate: %v", err)
 	}
-	if err := m.Ready(nil); err != nil {
-		t.Errorf("not ready after the Secret was recreated: %v", err)
+	// A second replica, starting meanwhile, serves a leaf of the same CA.
+	second := s.manager(t, t.TempDir(), nil, nil)
+	s.reconcile(t, second)
+	for i, r := range []*certs.Manager{m, second} {
+		if err := r.Ready(nil); err == nil {
+			t.Errorf("replica %d is ready at once with a leaf of a CA the caBundle has just gained", i)
+		} else if !strings.Contains(err.Error(), "joined the caBundle") {
+			t.Errorf("replica %d is not ready, for another reason: %v", i, err)
+		}
+	}
+	waitFor(t, "the restarted replicas to report ready", func() error { return errors.Join(m.Ready(nil), second.Ready(nil)) })
+	// The Propagation is 2s; the mark records whole seconds.
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("ready %s after the new CA joined the caBundle, want the Propagation of 2s (less the mark's rounding)", waited)
 	}
 	if len(s.secret(t).Data[certs.KeySignerKey]) == 0 {
 		t.Error("the recreated Secret holds no CA")

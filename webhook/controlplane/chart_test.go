@@ -353,6 +353,10 @@ func TestChartRefusesWhatTheWebhookRefuses(t *testing.T) {
 			"config.resources.requests.memory (1025Mi) exceeds config.resources.limits.memory (1Gi)"},
 		{"not a quantity", "config: {resources: {requests: {cpu: 1.2.3}}}", "resources: {requests: {cpu: 1.2.3}}", "at '/config/resources/requests/cpu'"},
 		{"relative CA path", "config: {gitSSLCAInfo: ca.pem}", "gitSSLCAInfo: ca.pem", "at '/config/gitSSLCAInfo'"},
+		{"unclean preloads dir", "config: {preloadsDir: /a/./b}", "preloadsDir: /a/./b", `config.preloadsDir "/a/./b": want a clean absolute path`},
+		{"preloads dir with ..", "config: {preloadsDir: /usr/local/lib/nemoclaw/preloads/..}", "preloadsDir: /usr/local/lib/nemoclaw/preloads/..", "want a clean absolute path"},
+		{"unknown writer", "config: {writer: nobody}", "writer: nobody", "at '/config/writer'"},
+		{"unknown source", "config: {source: registry}", "source: registry", "at '/config/source'"},
 		{"bad opt-out label", "config: {namespaceOptOutLabel: 'opt out'}", "namespaceOptOutLabel: 'opt out'", "at '/config/namespaceOptOutLabel'"},
 		{"opt-out label with empty prefix", "config: {namespaceOptOutLabel: /opt-out}", "namespaceOptOutLabel: /opt-out", "at '/config/namespaceOptOutLabel'"},
 		{"opt-out label prefix over 253", "config: {namespaceOptOutLabel: " + strings.Repeat("a.", 127) + "b/opt-out}",
@@ -542,5 +546,8 @@ func TestChartRendersWithThePreviousReleasesValues(t *testing.T) {
 	}
 	if find(objs, "ValidatingAdmissionPolicy", releaseName) == nil {
 		t.Error("no backstop policy")
+	}
+	if find(objs, "ValidatingAdmissionPolicy", releaseName+"-selfmanaged") == nil {
+		t.Error("no policy confining the webhook's ServiceAccount to its Secret")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
@@ -69,26 +70,41 @@ func webhookArgs(t *testing.T, objs []*unstructured.Unstructured) (args map[stri
 type chartIdentity struct {
 	client        kubernetes.Interface
 	secretName    string
+	legacySecret  string
 	webhookConfig string
 	service       string
 }
 
 // asChartServiceAccount renders release in ns with the default values,
 // creates what the chart gives the certificate code (its ServiceAccount,
-// Roles and bindings, and any Secret it renders) in the API server, and
-// returns a client that impersonates that ServiceAccount.
+// Roles and bindings, any Secret it renders, and the policy that confines
+// the ServiceAccount to its Secret) in the API server, and returns a client
+// that impersonates that ServiceAccount once the policy is in effect.
 func asChartServiceAccount(t *testing.T, rel, ns string) chartIdentity {
 	t.Helper()
 	objs := renderRelease(t, rel, ns)
 	args, sa := webhookArgs(t, objs)
-	applyCertObjects(t, objs)
-	return chartIdentity{client: impersonate(t, ns, sa), secretName: args["cert-secret"],
+	applyCertObjects(t, objs, args["cert-secret"])
+	id := chartIdentity{client: impersonate(t, ns, sa), secretName: args["cert-secret"], legacySecret: args["legacy-cert-secret"],
 		webhookConfig: args["webhook-config"], service: args["service"]}
+	waitFor(t, "the chart's Secret policy to take effect", func() error {
+		_, err := id.client.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: id.secretName + "-probe"}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: nil, corev1.TLSPrivateKeyKey: nil}},
+			metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil || !strings.Contains(err.Error(), "may write only the Secret") {
+			return fmt.Errorf("a Secret of another name is not refused yet: %v", err)
+		}
+		return nil
+	})
+	return id
 }
 
 // applyCertObjects creates the rendered ServiceAccount, Roles, bindings and
-// Secrets; the cluster-scoped ones are removed when the test ends.
-func applyCertObjects(t *testing.T, objs []*unstructured.Unstructured) {
+// Secrets, and the ValidatingAdmissionPolicy named policy with its binding
+// (the chart names the one guarding the self-managed Secret after it; not
+// the pod backstop); the cluster-scoped ones are removed when the test ends.
+func applyCertObjects(t *testing.T, objs []*unstructured.Unstructured, policy string) {
 	t.Helper()
 	c, err := client.New(restConfig, client.Options{})
 	if err != nil {
@@ -98,6 +114,12 @@ func applyCertObjects(t *testing.T, objs []*unstructured.Unstructured) {
 	for _, o := range objs {
 		switch o.GetKind() {
 		case "ServiceAccount", "Role", "RoleBinding", "Secret":
+		case "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
+			if o.GetName() != policy {
+				continue
+			}
+			o := o
+			t.Cleanup(func() { _ = c.Delete(context.Background(), o) })
 		case "ClusterRole", "ClusterRoleBinding":
 			o := o
 			t.Cleanup(func() { _ = c.Delete(context.Background(), o) })

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -76,18 +77,8 @@ func forged(cfg webhook.Config) *corev1.Pod {
 // a /tmp it cannot take over (conflict: skip) are refused by it, as the
 // README says.
 func TestControlPlaneEnforcementAdmitsTheInjectedCorpus(t *testing.T) {
-	groups := map[string][]corpusPod{}
-	var order []string
-	for _, c := range corpus(t) {
-		k := configKey(t, c.cfg)
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], c)
-	}
 	ctx := context.Background()
-	for _, k := range order {
-		pods := groups[k]
+	for _, pods := range corpusByConfig(t) {
 		cfg := pods[0].cfg
 		ns := namespace(t, "openshell", nil)
 		register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{ns}, ReleaseNamespace: "guardchain-system"})
@@ -214,6 +205,75 @@ func TestControlPlaneEnforcement(t *testing.T) {
 		_, err := dryRunCreate(ns, agentPod("dropped"))
 		if err == nil || !strings.Contains(err.Error(), "container agent does not mount at /tmp the volume (and subPath) guardchain-init writes") {
 			t.Fatalf("create: %v", err)
+		}
+	})
+
+	t.Run("an annotation naming other containers adds targets, never opts out", func(t *testing.T) {
+		ns := namespace(t, "openshell", nil)
+		register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{ns}})
+		enforce(t, cfg, []string{ns})
+		p := agentPod("opt-out")
+		p.Annotations = map[string]string{webhook.AnnotationContainers: "not-here"}
+		got, err := dryRunCreate(ns, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !injected(got) || !mountsTmp(got.Spec.Containers[0]) {
+			t.Fatal("a pod opted its agent out of the chain by annotation")
+		}
+	})
+
+	t.Run("chains forged or shadowed without the webhook are refused", func(t *testing.T) {
+		ns := namespace(t, "openshell", nil)
+		enforce(t, cfg, []string{ns})
+		writer := func(p *corev1.Pod) *corev1.Container {
+			for i := range p.Spec.InitContainers {
+				if p.Spec.InitContainers[i].Name == webhook.InitContainerName {
+					return &p.Spec.InitContainers[i]
+				}
+			}
+			t.Fatal("no writer")
+			return nil
+		}
+		for _, tt := range []struct {
+			name, want string
+			forge      func(p *corev1.Pod)
+		}{
+			{"the webhook's own pod", "", func(*corev1.Pod) {}},
+			{"emit with other flags", "does not run initguards emit", func(p *corev1.Pod) { writer(p).Args = []string{"emit", "--dir", "/var/empty"} }},
+			{"emit into another directory", "does not run initguards emit", func(p *corev1.Pod) {
+				writer(p).Env = append(writer(p).Env, corev1.EnvVar{Name: "GUARDCHAIN_DIR", Value: "/elsewhere"})
+			}},
+			{"a restartable writer", "does not run initguards emit", func(p *corev1.Pod) {
+				writer(p).RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
+			}},
+			{"a file over the copied binary", "does not run initguards emit", func(p *corev1.Pod) {
+				writer(p).VolumeMounts = append(writer(p).VolumeMounts, corev1.VolumeMount{Name: "fake", MountPath: "/guardchain/initguards", SubPath: "x"})
+				p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "fake", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+			}},
+			{"another volume at /tmp/ beside the chain's", "does not mount at /tmp", func(p *corev1.Pod) {
+				p.Spec.Containers[0].VolumeMounts = append(p.Spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "other", MountPath: "/tmp/"})
+				p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "other", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+			}},
+			{"a file over proxy-env.sh", "does not mount at /tmp", func(p *corev1.Pod) {
+				p.Spec.Containers[0].VolumeMounts = append(p.Spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "other", MountPath: "//tmp/nemoclaw-proxy-env.sh", SubPath: "x"})
+				p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "other", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+			}},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				p := webhook.Inject(agentPod("forged"), cfg).Pod
+				tt.forge(p)
+				_, err := dryRunCreate(ns, p)
+				if tt.want == "" {
+					if err != nil {
+						t.Fatalf("refused: %v", err)
+					}
+					return
+				}
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("create: %v, want a refusal with %q", err, tt.want)
+				}
+			})
 		}
 	})
 

@@ -59,13 +59,26 @@ func corpus(t *testing.T) []corpusPod {
 	return out
 }
 
-// configKey groups pods by config, so one server and registration serve each.
-func configKey(t *testing.T, c webhook.Config) string {
-	b, err := yaml.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
+// corpusByConfig is the corpus in groups of one config, in corpus order, so
+// one server and registration serve each group.
+func corpusByConfig(t *testing.T) [][]corpusPod {
+	t.Helper()
+	index := map[string]int{}
+	var groups [][]corpusPod
+	for _, c := range corpus(t) {
+		b, err := yaml.Marshal(c.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i, ok := index[string(b)]
+		if !ok {
+			i = len(groups)
+			index[string(b)] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], c)
 	}
-	return string(b)
+	return groups
 }
 
 // serverSide drops what the API server sets on every object.
@@ -76,18 +89,8 @@ var serverSide = cmpopts.IgnoreFields(metav1.ObjectMeta{}, "Namespace", "UID", "
 // passes the API server's validation; denied pods are refused with Inject's
 // message and not stored.
 func TestControlPlaneStoresWhatInjectSays(t *testing.T) {
-	groups := map[string][]corpusPod{}
-	var order []string
-	for _, c := range corpus(t) {
-		k := configKey(t, c.cfg)
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], c)
-	}
 	ctx := context.Background()
-	for _, k := range order {
-		pods := groups[k]
+	for _, pods := range corpusByConfig(t) {
 		cfg := pods[0].cfg
 		selected := namespace(t, "openshell", nil)
 		plain := namespace(t, "plain", nil)

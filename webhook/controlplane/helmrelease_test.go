@@ -15,14 +15,21 @@ import (
 type helmRelease struct {
 	name, ns   string
 	kubeconfig string
+	chart      string   // the chart of the current revision
 	base       []string // --set arguments every install and upgrade gets
 }
 
 func installRelease(t *testing.T, args ...string) *helmRelease {
 	t.Helper()
-	r := &helmRelease{name: "guardchain-" + rand.String(5), ns: namespace(t, "guardchain-system", nil), kubeconfig: kubeconfig(t)}
+	return installChart(t, chartDir, args...)
+}
+
+// installChart installs chart, this one or another release's.
+func installChart(t *testing.T, chart string, args ...string) *helmRelease {
+	t.Helper()
+	r := &helmRelease{name: "guardchain-" + rand.String(5), ns: namespace(t, "guardchain-system", nil), kubeconfig: kubeconfig(t), chart: chart}
 	r.base = []string{"--set", "webhook.namespaces={unserved-" + rand.String(5) + "}"}
-	r.helm(t, append(append([]string{"install", r.name, chartDir}, r.base...), args...)...)
+	r.helm(t, append(append([]string{"install", r.name, chart}, r.base...), args...)...)
 	t.Cleanup(func() { _, _ = r.try(t, "uninstall", r.name) })
 	return r
 }
@@ -44,7 +51,14 @@ func (r *helmRelease) helm(t *testing.T, args ...string) string {
 // upgrade keeps the values given so far and applies args on top.
 func (r *helmRelease) upgrade(t *testing.T, args ...string) {
 	t.Helper()
-	r.helm(t, append(append([]string{"upgrade", r.name, chartDir, "--reuse-values"}, r.base...), args...)...)
+	r.helm(t, append(append([]string{"upgrade", r.name, r.chart, "--reuse-values"}, r.base...), args...)...)
+}
+
+// upgradeTo upgrades to chart with its default values and args.
+func (r *helmRelease) upgradeTo(t *testing.T, chart string, args ...string) {
+	t.Helper()
+	r.chart = chart
+	r.helm(t, append(append([]string{"upgrade", r.name, chart}, r.base...), args...)...)
 }
 
 // manifest is what helm recorded for revision rev.

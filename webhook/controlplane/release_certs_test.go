@@ -42,7 +42,7 @@ func (w *releaseWebhook) reconcile(t *testing.T, now func() time.Time) {
 	objs := w.r.objects(t)
 	args, sa := webhookArgs(t, objs)
 	m, err := certs.NewManager(certs.Options{Client: impersonate(t, w.r.ns, sa), Namespace: w.r.ns, SecretName: args["cert-secret"],
-		WebhookConfigName: args["webhook-config"], DNSNames: certs.ServiceDNSNames(args["service"], w.r.ns), CertDir: t.TempDir(),
+		LegacySecretName: args["legacy-cert-secret"], WebhookConfigName: args["webhook-config"], DNSNames: certs.ServiceDNSNames(args["service"], w.r.ns), CertDir: t.TempDir(),
 		Now: now, Log: logr.Discard(), CAValidity: 400 * day, Propagation: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,14 @@
 {{ include "guardchain.fullname" . }}-selfmanaged
 {{- end -}}
 
+{{/* The Secret the previous chart rendered for the self-managed CA
+(helm.sh/resource-policy: keep, so it outlives the upgrade). The webhook
+reads it when it first makes its own Secret, and takes its CA over. Drop
+this, its RBAC rule and --legacy-cert-secret one release later. */}}
+{{- define "guardchain.legacySecret" -}}
+{{ include "guardchain.fullname" . }}-tls
+{{- end -}}
+
 {{- define "guardchain.selectorLabels" -}}
 app.kubernetes.io/name: guardchain
 app.kubernetes.io/instance: {{ .Release.Name }}

@@ -21,6 +21,11 @@ crash-looping new webhook pods.
 {{- fail (printf "config.namespaceOptOutLabel %q: the prefix before / is longer than 253 characters" .) -}}
 {{- end -}}
 {{- end -}}
+{{- with .Values.config.preloadsDir -}}
+{{- if or (ne (clean .) .) (eq . "/") -}}
+{{- fail (printf "config.preloadsDir %q: want a clean absolute path (no ., .. or trailing /); the webhook refuses it" .) -}}
+{{- end -}}
+{{- end -}}
 {{- range .Values.webhook.namespaces -}}
 {{- if eq . $.Release.Namespace -}}
 {{- fail (printf "webhook.namespaces lists %s, the release namespace: guardchain never mutates pods in its own namespace (it must not block its own recovery), so that entry selects nothing. Remove it, or install the chart in another namespace" .) -}}

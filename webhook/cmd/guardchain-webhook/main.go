@@ -90,6 +90,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	probeAddr := fs.String("probe-addr", ":8081", "address for /healthz, /readyz and /metrics")
 	certMode := fs.String("cert-mode", "files", "files (cert-manager or any tool writes --cert-dir) or selfManaged")
 	certSecret := fs.String("cert-secret", "guardchain-selfmanaged", "selfManaged: the Secret the webhook creates and keeps its CA and serving certificate in")
+	legacySecret := fs.String("legacy-cert-secret", "", "selfManaged: the Secret an earlier release kept its CA in; when --cert-secret does not exist yet, that CA is taken over")
 	namespace := fs.String("namespace", os.Getenv("POD_NAMESPACE"), "selfManaged: namespace of the Secret and Service (env POD_NAMESPACE)")
 	service := fs.String("service", "guardchain", "selfManaged: the webhook Service, for the certificate's DNS names")
 	webhookConfig := fs.String("webhook-config", "guardchain", "selfManaged: the MutatingWebhookConfiguration whose caBundle is kept")
@@ -129,7 +130,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		mgr, err = certs.NewManager(certs.Options{
-			Client: client, Namespace: *namespace, SecretName: *certSecret, WebhookConfigName: *webhookConfig,
+			Client: client, Namespace: *namespace, SecretName: *certSecret, LegacySecretName: *legacySecret, WebhookConfigName: *webhookConfig,
 			DNSNames: certs.ServiceDNSNames(*service, *namespace), CertDir: *certDir,
 			Log: log.WithName("certs"), Registry: ctrlmetrics.Registry,
 		})

@@ -27,7 +27,7 @@ func TestRun(t *testing.T) {
 		wantStdout string
 		wantStderr string
 	}{
-		{"no command", nil, "", 2, "", "usage: guardchain-webhook serve|inject|version"},
+		{"no command", nil, "", 2, "", "usage: guardchain-webhook serve|inject|audit|version"},
 		{"unknown", []string{"serv"}, "", 2, "", "guardchain-webhook: unknown command \"serv\"\n"},
 		{"inject file", []string{"inject", "-f", example}, "", 0, "name: guardchain-init", ""},
 		{"inject stdin", []string{"inject", "-f", "-"}, "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: agent, image: node}]}\n", 0, "guardchain.dev/status: injected", ""},
@@ -37,6 +37,9 @@ func TestRun(t *testing.T) {
 		{"bad config", []string{"inject", "-f", example, "--config", badConfig}, "", 1, "", "guardchain-webhook: inject: config conflict: \"maybe\": want deny or skip\n"},
 		{"serve bad log format", []string{"serve", "--log-format", "xml"}, "", 2, "", "guardchain-webhook: --log-format \"xml\": want json or text\n"},
 		{"version", []string{"version"}, "", 0, "chain sha256:", ""},
+		{"audit bad output", []string{"audit", "-o", "wide"}, "", 2, "", "audit: -o \"wide\": want table, json or yaml\n"},
+		{"audit -n and -A", []string{"audit", "-nfoo", "-A"}, "", 2, "", "audit: -n and -A exclude each other\n"},
+		{"audit unreadable kubeconfig", []string{"audit", "--kubeconfig", "/nonexistent"}, "", 2, "", "audit: reading kubeconfig: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
