@@ -181,11 +181,9 @@ func (e *env) testNemoClaw(t *testing.T) {
 		// What an npm install does to npm_config_cache in /tmp. A /tmp capped
 		// at 64Mi (the old default) gets the pod evicted at the kubelet's next
 		// local-storage check (every 10 s).
-		pods, err := e.cs.CoreV1().Pods(sandboxNS).List(ctx, metav1.ListOptions{LabelSelector: "app=" + nemoclawApp})
-		if err != nil || len(pods.Items) == 0 {
-			t.Fatalf("no nemoclaw sandbox pod (%v)", err)
-		}
-		p := pods.Items[0]
+		// The Ready one: the pod the last recreate deleted may still be
+		// listed, in a terminal phase (the kubelet sets it before removal).
+		p := e.waitAppPod(t, nemoclawApp, "")
 		e.must(t, "kubectl", "--kubeconfig", e.kubeconfig, "-n", sandboxNS, "exec", p.Name, "-c", "agent", "--",
 			"sh", "-c", "mkdir -p /tmp/.npm && dd if=/dev/zero of=/tmp/.npm/cache.bin bs=1M count=96 2>/dev/null && ls -l /tmp/.npm/cache.bin")
 		time.Sleep(25 * time.Second)
