@@ -12,13 +12,15 @@ FUZZTIME ?= 10000x
 TOOLS ?= kube-apiserver etcd kubectl
 UNIT_PKGS = $$($(GO) list ./... | grep -v /webhook/controlplane)
 
+BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
+
 IMAGES_DIR ?= _out/images
 E2E_TAG ?= e2e
 KIND ?= kind
 KEEP ?= 0
 
-.PHONY: help build test test-unit test-integration test-integration-floor test-integration-bench fuzz-short lint bench measure-emit demo demo-emit tools tools-dir \
-	images images-oci e2e e2e-local clean
+.PHONY: help build test test-unit test-integration test-integration-floor test-integration-bench fuzz-short lint bench bench-handler bench-load measure-emit demo demo-emit tools tools-dir \
+	images images-oci e2e e2e-local drills clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -62,6 +64,15 @@ test: lint test-unit test-integration test-integration-floor fuzz-short ## lint,
 bench: ## benchmarks (each reported beside its baseline in the same run)
 	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
 
+bench-handler: ## the admission handler in process beside its floors: 8 interleaved rounds, benchstat columns per path
+	@mkdir -p _out; : > _out/bench-handler.txt; for i in $$(seq 8); do \
+	  $(GO) test ./webhook -run '^$$' -bench '^BenchmarkReview$$' -benchmem -cpu 1 -count 1 >> _out/bench-handler.txt || exit 1; done
+	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) -col /path _out/bench-handler.txt
+
+bench-load: build ## the webhook under load over TLS on 127.0.0.1 beside a floor server (vegeta: 64 workers, 10 s measured, 5 rounds; LOAD_FLAGS=...)
+	$(GO) build -o $(BIN)/load-floor ./deploy/load/floor
+	$(GO) run ./deploy/load -webhook $(BIN)/guardchain-webhook -floor $(BIN)/load-floor $(LOAD_FLAGS)
+
 measure-emit: build ## median wall time of the whole initguards process (first emit, re-emit) beside /bin/true, 300 runs each
 	@med() { for i in $$(seq 300); do s=$$(date +%s%N); "$$@" >/dev/null; echo $$(( $$(date +%s%N) - s )); done | sort -n | sed -n 150p; }; \
 	d=$$(mktemp -d); mkdir -p $$(seq -f "$$d/%g" 300); first() { bin/initguards emit --dir "$$d/$$i"; }; \
@@ -93,17 +104,29 @@ e2e: ## kind (needs Docker and kind; KIND=path): create a cluster, load the imag
 	  docker buildx build --load -f $${f%%:*} -t localhost/guardchain/$${f##*:}:$(E2E_TAG) . ; \
 	  $(KIND) load docker-image --name guardchain-e2e localhost/guardchain/$${f##*:}:$(E2E_TAG); done; \
 	KUBECONFIG=$(CURDIR)/_out/kind.kubeconfig GUARDCHAIN_E2E_TOOLS=$$(deploy/tools/build.sh kubectl helm) \
-	  GUARDCHAIN_E2E_PULL_POLICY=IfNotPresent $(GO) test -tags e2e -count=1 -v -timeout 20m ./deploy/e2e/
+	  GUARDCHAIN_E2E_PULL_POLICY=IfNotPresent $(GO) test -tags e2e -count=1 -v -timeout 20m -skip '^TestDrills$$' ./deploy/e2e/
+
+# local-session runs $(1) against a fresh local cluster (deploy/local) with the
+# images imported, KUBECONFIG and the tools set, and always tears it down. One
+# session at a time on this machine: a lock on the cluster's state directory.
+LOCAL_TOOLS = kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd helm containerd
+define local-session
+	@exec 9>"$${GUARDCHAIN_LOCAL_STATE:-/tmp/guardchain-local}.lock" && flock -w 3600 9 && \
+	tools=$$(deploy/tools/build.sh $(LOCAL_TOOLS)) && \
+	start=$$(date +%s) && deploy/images/build.sh $(IMAGES_DIR) $(E2E_TAG) && echo "$@: images $$(( $$(date +%s) - start )) s" && \
+	trap 'deploy/local/cluster.sh down' EXIT && \
+	start=$$(date +%s) && TOOLS=$$tools deploy/local/cluster.sh up $(IMAGES_DIR) 9>&- && echo "$@: cluster up $$(( $$(date +%s) - start )) s" && \
+	start=$$(date +%s) && KUBECONFIG=$${GUARDCHAIN_LOCAL_STATE:-/tmp/guardchain-local}/admin.kubeconfig GUARDCHAIN_E2E_TOOLS=$$tools \
+	  GUARDCHAIN_E2E_VALUES=$(CURDIR)/deploy/local/values.yaml TOOLS=$$tools $(1) && \
+	echo "$@: suite $$(( $$(date +%s) - start )) s"
+endef
 
 e2e-local: ## the e2e suite on a real single-node cluster on this machine (root; see deploy/local)
-	@exec 9>"$${GUARDCHAIN_LOCAL_STATE:-/tmp/guardchain-local}.lock" && flock -w 3600 9 && \
-	tools=$$(deploy/tools/build.sh kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd helm containerd) && \
-	start=$$(date +%s) && deploy/images/build.sh $(IMAGES_DIR) $(E2E_TAG) && echo "e2e-local: images $$(( $$(date +%s) - start )) s" && \
-	trap 'deploy/local/cluster.sh down' EXIT && \
-	start=$$(date +%s) && TOOLS=$$tools deploy/local/cluster.sh up $(IMAGES_DIR) 9>&- && echo "e2e-local: cluster up $$(( $$(date +%s) - start )) s" && \
-	start=$$(date +%s) && KUBECONFIG=$${GUARDCHAIN_LOCAL_STATE:-/tmp/guardchain-local}/admin.kubeconfig GUARDCHAIN_E2E_TOOLS=$$tools \
-	  GUARDCHAIN_E2E_VALUES=$(CURDIR)/deploy/local/values.yaml $(GO) test -tags e2e -count=1 -v -timeout 20m ./deploy/e2e/ && \
-	echo "e2e-local: suite $$(( $$(date +%s) - start )) s"
+	$(call local-session,$(GO) test -tags e2e -count=1 -v -timeout 20m -skip '^TestDrills$$' ./deploy/e2e/)
+
+DRILLS ?= ^TestDrills$$
+drills: ## fault drills on the local cluster: 2 replicas under a burst of pod creates through rollouts, upgrades, cert rotation, SIGKILL, API server restart (DRILLS=regexp picks some)
+	$(call local-session,GUARDCHAIN_DRILLS_CLUSTER=$(CURDIR)/deploy/local/cluster.sh $(GO) test -tags e2e -count=1 -v -timeout 30m -run '$(DRILLS)' ./deploy/e2e/)
 
 clean:
 	rm -rf $(BIN) _out

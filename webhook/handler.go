@@ -14,7 +14,9 @@ import (
 )
 
 // Handler answers pod CREATE admissions: it decodes the pod, calls Inject
-// and answers with the JSON patch. Nothing else here decides.
+// and answers with the JSON patch. Nothing else here decides. It is both a
+// controller-runtime admission.Handler (Handle) and the http.Handler the
+// server registers (ServeHTTP, review.go), which decodes each review once.
 type Handler struct {
 	Config  Config
 	Log     logr.Logger
@@ -26,32 +28,49 @@ var _ admission.Handler = (*Handler)(nil)
 // Handle implements admission.Handler. It never panics on input: anything it
 // cannot read is a 400 with a message.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
-	if req.Kind.Kind == "" {
-		h.count(OutcomeErrored, "no-request")
-		return admission.Errored(http.StatusBadRequest, errors.New("guardchain: the admission review carries no request"))
-	}
-	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.Resource.Resource != "pods" ||
-		req.SubResource != "" || req.Operation != admissionv1.Create {
-		return admission.Allowed("guardchain: only pod creates are mutated")
+	if resp, done := h.screen(&req.AdmissionRequest); done {
+		return resp
 	}
 	if len(req.Object.Raw) == 0 {
-		h.count(OutcomeErrored, "no-object")
-		return admission.Errored(http.StatusBadRequest, errors.New("guardchain: the admission request carries no pod"))
+		return h.noPod()
 	}
 	var pod corev1.Pod
 	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
 		h.count(OutcomeErrored, "decode")
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("guardchain: decoding the pod: %w", err))
 	}
+	return h.admit(&req.AdmissionRequest, &pod)
+}
 
-	res := Inject(&pod, h.Config)
+// screen answers what needs no pod: a review without a request, and
+// anything but a pod create.
+func (h *Handler) screen(req *admissionv1.AdmissionRequest) (admission.Response, bool) {
+	if req.Kind.Kind == "" {
+		h.count(OutcomeErrored, "no-request")
+		return admission.Errored(http.StatusBadRequest, errors.New("guardchain: the admission review carries no request")), true
+	}
+	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.Resource.Resource != "pods" ||
+		req.SubResource != "" || req.Operation != admissionv1.Create {
+		return admission.Allowed("guardchain: only pod creates are mutated"), true
+	}
+	return admission.Response{}, false
+}
+
+func (h *Handler) noPod() admission.Response {
+	h.count(OutcomeErrored, "no-object")
+	return admission.Errored(http.StatusBadRequest, errors.New("guardchain: the admission request carries no pod"))
+}
+
+// admit runs Inject on the decoded pod and answers.
+func (h *Handler) admit(req *admissionv1.AdmissionRequest, pod *corev1.Pod) admission.Response {
+	res := Inject(pod, h.Config)
 
 	var resp admission.Response
 	switch res.Outcome {
 	case OutcomeDenied:
 		resp = admission.Denied(res.Message())
 	case OutcomeInjected:
-		resp = admission.Patched("", Patch(&pod, res.Pod)...)
+		resp = admission.Patched("", Patch(pod, res.Pod)...)
 	default:
 		resp = admission.Allowed("")
 	}
@@ -61,7 +80,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	// Every note is logged; a plain admission only at -v=1 (the hot path
 	// builds no logger when nothing is to be said).
 	if len(res.Notes) > 0 || h.Log.V(1).Enabled() {
-		log := h.Log.WithValues("namespace", req.Namespace, "pod", podLogName(&pod, req.Name), "uid", string(req.UID),
+		log := h.Log.WithValues("namespace", req.Namespace, "pod", podLogName(pod, req.Name), "uid", string(req.UID),
 			"outcome", string(res.Outcome), "dryRun", req.DryRun != nil && *req.DryRun)
 		if res.Reason != ReasonNone {
 			log = log.WithValues("reason", string(res.Reason))

@@ -10,6 +10,11 @@ type Metrics struct {
 	// Admissions counts answers by outcome and reason (the same reason as
 	// the warning and the log line).
 	Admissions *prometheus.CounterVec
+	// GenericReviews counts reviews the one-pass decoder left to
+	// controller-runtime's (review.go). Steadily rising, it means the API
+	// server sends fields this build does not know: each such review costs
+	// about twice as much.
+	GenericReviews prometheus.Counter
 }
 
 // NewMetrics registers guardchain's metrics with reg.
@@ -19,9 +24,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "guardchain_admissions_total",
 			Help: "Pod admissions answered by guardchain, by outcome (injected, unchanged, skipped, denied, errored) and reason.",
 		}, []string{"outcome", "reason"}),
+		GenericReviews: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "guardchain_admission_reviews_generic_decode_total",
+			Help: "Admission reviews not read by the one-pass decoder (another version, an unknown field, a malformed body) but by controller-runtime's.",
+		}),
 	}
-	if err := reg.Register(m.Admissions); err != nil {
-		return nil, err
+	for _, c := range []prometheus.Collector{m.Admissions, m.GenericReviews} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }

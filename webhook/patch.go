@@ -39,8 +39,13 @@ func Patch(orig, mutated *corev1.Pod) []jsonpatch.JsonPatchOperation {
 	}
 
 	// Volumes: guardchain's own emptyDirs may be brought to the configured
-	// size in place; others are only appended.
+	// size in place (ensureVolume); others are only appended, so only its
+	// own are compared (a semantic comparison of every volume is a tenth of
+	// an admission's cost).
 	for i := range orig.Spec.Volumes {
+		if n := orig.Spec.Volumes[i].Name; n != VolumeName && n != BinVolumeName {
+			continue
+		}
 		if !equality.Semantic.DeepEqual(&orig.Spec.Volumes[i], &mutated.Spec.Volumes[i]) {
 			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "replace", Path: fmt.Sprintf("/spec/volumes/%d", i), Value: mutated.Spec.Volumes[i]})
 		}

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
 // MutatePath is where the webhook configuration sends pod admissions.
@@ -85,11 +84,10 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		CertDir: opts.CertDir,
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
 	})
-	wh.Register(MutatePath, &admission.Webhook{
-		Handler:      &Handler{Config: opts.Config, Log: opts.Log.WithName("admission"), Metrics: metrics},
-		RecoverPanic: ptrTo(true),
-	})
 	s := &Server{opts: opts, webhook: wh}
+	// Handler decodes each review once; controller-runtime's server still
+	// brings TLS, certificate reloads and its request metrics.
+	wh.Register(MutatePath, s.closeWhileDraining(&Handler{Config: opts.Config, Log: opts.Log.WithName("admission"), Metrics: metrics}))
 	if opts.ProbeAddr != "0" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
@@ -128,6 +126,21 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ok\n"))
+}
+
+// closeWhileDraining answers with "Connection: close" once stopping has
+// begun. The API server keeps HTTP/1.1 connections open and never retries a
+// failed call: a connection it picks up just as this replica closes it is a
+// refused pod. Told to close each connection after its answer, it opens the
+// next one to a replica still in the endpoints, and by the end of the
+// shutdown delay none but idle ones are left here.
+func (s *Server) closeWhileDraining(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Start serves until ctx ends, then shuts down gracefully: in-flight
@@ -176,5 +189,3 @@ func (s *Server) shutdownProbes() {
 		_ = s.probe.Shutdown(shutdown)
 	}
 }
-
-func ptrTo[T any](v T) *T { return &v }

@@ -10,6 +10,8 @@
 #
 #   deploy/local/cluster.sh up IMAGE_DIR   start, import IMAGE_DIR/*.oci.tar, wait for a Ready node
 #   deploy/local/cluster.sh down           stop everything by PID, remove cgroups and the bridge
+#   deploy/local/cluster.sh restart-apiserver   stop the API server and start it again (fault drills)
+#   deploy/local/cluster.sh kill-container ID    SIGKILL a container's process (fault drills)
 #   deploy/local/cluster.sh node-ns        (internal) the mount-namespace side
 # env: GUARDCHAIN_LOCAL_STATE (default /tmp/guardchain-local), TOOLS (bin dir; default: build.sh's)
 # Needs root, and: runc containernetworking-plugins openssl (apt).
@@ -169,6 +171,41 @@ node_ns() { # runs inside: unshare -m --propagation private
   wait
 }
 
+start_apiserver() { # bin: start kube-apiserver and wait until it is ready
+  local bin=$1 P=$S/pki
+  # Bound to the bridge address: pods (the webhook in selfManaged mode) reach it there.
+  start kube-apiserver "$bin/kube-apiserver" --etcd-servers=http://127.0.0.1:23790 \
+    --bind-address=$NODE_IP --secure-port=6443 --advertise-address=$NODE_IP \
+    --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" --client-ca-file="$P/ca.crt" \
+    --kubelet-client-certificate="$P/apiserver-kubelet-client.crt" --kubelet-client-key="$P/apiserver-kubelet-client.key" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
+    --service-cluster-ip-range=10.96.0.0/16 --authorization-mode=Node,RBAC \
+    --kubelet-preferred-address-types=InternalIP --enable-aggregator-routing=true \
+    --enable-admission-plugins=NodeRestriction --allow-privileged=true --v=1
+  wait_for kube-apiserver 90 curl -fsS --cacert "$P/ca.crt" --cert "$P/admin.crt" --key "$P/admin.key" "https://$NODE_IP:6443/readyz"
+}
+
+# restart_apiserver stops the API server (TERM, as a node reboot or an
+# upgrade would) and starts it again with the same flags; the log of the
+# earlier run is kept beside the new one.
+restart_apiserver() {
+  [ -f "$S/pids/kube-apiserver.pid" ] || { echo "local: no API server running under $S" >&2; exit 1; }
+  stop_pid kube-apiserver
+  mv "$S/logs/kube-apiserver.log" "$S/logs/kube-apiserver.$(date +%s).log"
+  log "API server stopped"
+  start_apiserver "$(tools)"
+  log "API server ready again"
+}
+
+# kill_container sends SIGKILL to a container's process (CONTAINER_ID as the
+# pod status gives it, with or without containerd://).
+kill_container() {
+  local id=${1#containerd://}
+  "$(tools)/ctr" -a "$S/containerd/containerd.sock" -n k8s.io task kill --signal SIGKILL "$id"
+  log "sent SIGKILL to container ${id:0:12}"
+}
+
 up() {
   local images=$1 bin; bin=$(tools)
   [ "$(id -u)" = 0 ] || { echo "local: needs root" >&2; exit 1; }
@@ -204,17 +241,7 @@ up() {
     --initial-cluster local=http://127.0.0.1:23800 --listen-metrics-urls http://127.0.0.1:23810 \
     --unsafe-no-fsync --log-level warn
   wait_for etcd 30 curl -fsS http://127.0.0.1:23790/health
-  # Bound to the bridge address: pods (the webhook in selfManaged mode) reach it there.
-  start kube-apiserver "$bin/kube-apiserver" --etcd-servers=http://127.0.0.1:23790 \
-    --bind-address=$NODE_IP --secure-port=6443 --advertise-address=$NODE_IP \
-    --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" --client-ca-file="$P/ca.crt" \
-    --kubelet-client-certificate="$P/apiserver-kubelet-client.crt" --kubelet-client-key="$P/apiserver-kubelet-client.key" \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
-    --service-cluster-ip-range=10.96.0.0/16 --authorization-mode=Node,RBAC \
-    --kubelet-preferred-address-types=InternalIP --enable-aggregator-routing=true \
-    --enable-admission-plugins=NodeRestriction --allow-privileged=true --v=1
-  wait_for kube-apiserver 90 curl -fsS --cacert "$P/ca.crt" --cert "$P/admin.crt" --key "$P/admin.key" "https://$NODE_IP:6443/readyz"
+  start_apiserver "$bin"
   log "API server ready"
   start kube-controller-manager "$bin/kube-controller-manager" --kubeconfig="$S/controller-manager.kubeconfig" \
     --authentication-kubeconfig="$S/controller-manager.kubeconfig" --authorization-kubeconfig="$S/controller-manager.kubeconfig" \
@@ -274,6 +301,8 @@ down() {
 case ${1:-} in
   up) up "${2:?usage: cluster.sh up IMAGE_DIR}" ;;
   down) down ;;
+  restart-apiserver) restart_apiserver ;;
+  kill-container) kill_container "${2:?usage: cluster.sh kill-container CONTAINER_ID}" ;;
   node-ns) node_ns ;;
-  *) echo "usage: cluster.sh up IMAGE_DIR | down" >&2; exit 2 ;;
+  *) echo "usage: cluster.sh up IMAGE_DIR | down | restart-apiserver | kill-container CONTAINER_ID" >&2; exit 2 ;;
 esac

@@ -86,6 +86,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "webhook config file (YAML); defaults when empty")
 	certDir := fs.String("cert-dir", "/etc/guardchain/tls", "directory with tls.crt and tls.key (reloaded on change)")
+	host := fs.String("host", "", "address to serve admissions on (empty: every address)")
 	port := fs.Int("port", 9443, "TLS port for admissions")
 	probeAddr := fs.String("probe-addr", ":8081", "address for /healthz, /readyz and /metrics")
 	certMode := fs.String("cert-mode", "files", "files (cert-manager or any tool writes --cert-dir) or selfManaged")
@@ -112,7 +113,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := webhook.ServerOptions{Config: cfg, Log: log, Port: *port, CertDir: *certDir, ProbeAddr: *probeAddr,
+	opts := webhook.ServerOptions{Config: cfg, Log: log, Host: *host, Port: *port, CertDir: *certDir, ProbeAddr: *probeAddr,
 		Registry: ctrlmetrics.Registry, ShutdownDelay: *shutdownDelay}
 	var mgr *certs.Manager
 	switch *certMode {

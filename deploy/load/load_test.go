@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guardchain/guardchain/internal/floor"
+)
+
+func TestOnlyLoopbackIsTargeted(t *testing.T) {
+	for _, u := range []string{"https://10.244.0.1:443/", "https://example.com/", "http://127.0.0.1:9443/", "https://localhost:9443/", "https://0.0.0.0:1/"} {
+		if err := loopbackURL(u); err == nil {
+			t.Errorf("%s accepted as a target", u)
+		}
+		if _, err := attack(context.Background(), attackOptions{URL: u}); err == nil {
+			t.Errorf("attack on %s started", u)
+		}
+	}
+	for _, u := range []string{"https://127.0.0.1:9443/mutate-pods", "https://[::1]:9443/", "https://127.0.0.2:1/"} {
+		if err := loopbackURL(u); err != nil {
+			t.Errorf("%s refused: %v", u, err)
+		}
+	}
+}
+
+// A short attack on the floor over TLS: every answer checked, the phase
+// bounded by count.
+func TestAttackIsBoundedAndChecksAnswers(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := writeCerts(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(floor.Handler{})
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	defer srv.Close()
+	body, err := os.ReadFile("../examples/openshell-sandbox-review.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := attackOptions{URL: srv.URL + "/mutate-pods", CA: ca, ServerName: "localhost", Body: body, Concurrency: 4,
+		Warmup: 100 * time.Millisecond, Duration: 5 * time.Second, MaxRequests: 300, Want: `"allowed":true`}
+	measured := false
+	o.BeforeMeasure = func() error { measured = true; return nil }
+	start := time.Now()
+	r, err := attack(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !measured || r.Succeeded == 0 || len(r.Errors) > 0 || r.P50 <= 0 || r.P99 < r.P50 {
+		t.Errorf("measured=%v %+v", measured, r)
+	}
+	if r.Requests > 300 || time.Since(start) > 4*time.Second {
+		t.Errorf("%d requests in %v: the count bound did not end the phase", r.Requests, time.Since(start))
+	}
+
+	o.Want, o.BeforeMeasure, o.Duration, o.Warmup = `"patch":"`, nil, 200*time.Millisecond, 0
+	if r, err := attack(context.Background(), o); err != nil || len(r.Errors) == 0 || r.Succeeded != 0 {
+		t.Errorf("answers without a patch counted as good: %+v %v", r, err)
+	}
+}
+
+func TestProcessStats(t *testing.T) {
+	before, err := cpuTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spin until the process has used 100 ms more CPU, within 10 s of wall
+	// time (other processes may share the cores).
+	var after time.Duration
+	for end := time.Now().Add(10 * time.Second); after-before < 100*time.Millisecond; {
+		if time.Now().After(end) {
+			t.Fatalf("10 s of spinning counted as %v of CPU", after-before)
+		}
+		for spin := time.Now().Add(10 * time.Millisecond); time.Now().Before(spin); {
+		}
+		if after, err = cpuTime(os.Getpid()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rss, err := peakRSS(os.Getpid())
+	if err != nil || rss < 1<<20 {
+		t.Errorf("peak RSS %d: %v", rss, err)
+	}
+}
+
+// The whole of make bench-load, briefly: both servers built and run as
+// processes, loaded and reported.
+func TestRunReportsBothServers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs both servers")
+	}
+	bin := t.TempDir()
+	for pkg, out := range map[string]string{"../../webhook/cmd/guardchain-webhook": "guardchain-webhook", "./floor": "load-floor"} {
+		if b, err := exec.Command("go", "build", "-o", filepath.Join(bin, out), pkg).CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", pkg, err, b)
+		}
+	}
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-webhook", filepath.Join(bin, "guardchain-webhook"), "-floor", filepath.Join(bin, "load-floor"),
+		"-review", "../examples/openshell-sandbox-review.json", "-concurrency", "4", "-warmup", "200ms", "-duration", "500ms", "-rounds", "1"}, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"| floor | ", "| guardchain | ", "| guardchain / floor | ", "MiB"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	// Every quantity was measured: no ratio of or to a zero.
+	for _, bad := range []string{"NaN", "Inf", "| 0 |", "| 0.000 |"} {
+		if strings.Contains(out.String(), bad) {
+			t.Errorf("report holds %q:\n%s", bad, out.String())
+		}
+	}
+}

@@ -1,0 +1,285 @@
+// Command load measures guardchain's webhook under load over TLS, beside a
+// floor server, in one run (make bench-load). Each server is a process of
+// its own on 127.0.0.1; vegeta's attacker posts the API server's review of
+// the sandbox pod from a fixed number of workers over HTTP/1.1 keep-alive
+// connections, first for a warm-up, then for the measured phase. It reports
+// admissions/s, p50 and p99, the server's peak RSS and CPU seconds per
+// 1,000 admissions, and guardchain's ratios to the floor. Every phase is
+// bounded in time and in count; only loopback addresses are targeted.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/guardchain/guardchain/certs"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	webhook, floor, review string
+	concurrency, rounds    int
+	warmup, duration       time.Duration
+	maxRequests            uint64
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.StringVar(&o.webhook, "webhook", "bin/guardchain-webhook", "guardchain-webhook binary")
+	fs.StringVar(&o.floor, "floor", "bin/load-floor", "floor server binary (deploy/load/floor)")
+	fs.StringVar(&o.review, "review", "deploy/examples/openshell-sandbox-review.json", "AdmissionReview to post")
+	fs.IntVar(&o.concurrency, "concurrency", 64, "workers, each with its own keep-alive connection")
+	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "load before measuring")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured load")
+	fs.IntVar(&o.rounds, "rounds", 5, "runs of each server, alternating; medians are reported")
+	fs.Uint64Var(&o.maxRequests, "max-requests", 1_000_000, "bound on requests per phase")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.concurrency < 1 || o.rounds < 1 || o.duration <= 0 || o.duration > 5*time.Minute || o.warmup < 0 || o.warmup > time.Minute {
+		return errors.New("want -concurrency and -rounds of 1 or more, -duration up to 5m and -warmup up to 1m")
+	}
+	body, err := os.ReadFile(o.review)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "guardchain-load-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ca, err := writeCerts(dir)
+	if err != nil {
+		return err
+	}
+	servers := []server{
+		{name: "floor", want: `"allowed":true`, args: func(port int) []string {
+			return []string{o.floor, "-addr", "127.0.0.1:" + strconv.Itoa(port), "-cert-dir", dir}
+		}},
+		{name: "guardchain", want: `"patch":"`, args: func(port int) []string {
+			return []string{o.webhook, "serve", "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--cert-mode", "files",
+				"--cert-dir", dir, "--probe-addr", "127.0.0.1:0", "--shutdown-delay", "0s"}
+		}},
+	}
+	fmt.Fprintf(out, "load: %d workers, %s warm-up, %s measured, %d rounds; review %s (%d bytes)\n",
+		o.concurrency, o.warmup, o.duration, o.rounds, o.review, len(body))
+	results := map[string][]measurement{}
+	for round := range o.rounds {
+		for i := range servers {
+			// Alternate which server goes first, so neither always follows the other.
+			s := servers[(i+round)%len(servers)]
+			m, err := s.measure(ctx, o, ca, body, dir)
+			if err != nil {
+				return fmt.Errorf("%s, round %d: %w", s.name, round+1, err)
+			}
+			fmt.Fprintf(out, "load: round %d %-10s %s\n", round+1, s.name, m)
+			results[s.name] = append(results[s.name], m)
+		}
+	}
+	report(out, median(results["floor"]), median(results["guardchain"]), o.rounds)
+	return nil
+}
+
+// writeCerts makes a CA and a localhost serving certificate in dir.
+func writeCerts(dir string) ([]byte, error) {
+	now := time.Now()
+	ca, err := certs.NewCA("guardchain load CA", now, 24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := certs.NewServing(ca, []string{"localhost"}, now, 24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	for name, b := range map[string][]byte{"tls.crt": leaf.CertPEM, "tls.key": leaf.KeyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return ca.CertPEM, nil
+}
+
+type server struct {
+	name, want string
+	args       func(port int) []string
+}
+
+type measurement struct {
+	rate       float64 // admissions/s
+	p50, p99   time.Duration
+	rss        int64         // peak, bytes
+	cpuPerK    time.Duration // server CPU per 1,000 admissions
+	clientPerK time.Duration // the load generator's, on the same cores
+	admissions uint64
+}
+
+func (m measurement) String() string {
+	return fmt.Sprintf("%8.0f admissions/s  p50 %6.2f ms  p99 %6.2f ms  peak RSS %5.1f MiB  CPU %.3f s/1,000 (load generator %.3f) (%d admissions)",
+		m.rate, msf(m.p50), msf(m.p99), mib(m.rss), m.cpuPerK.Seconds(), m.clientPerK.Seconds(), m.admissions)
+}
+
+// measure starts the server, loads it and stops it.
+func (s server) measure(ctx context.Context, o options, ca, body []byte, dir string) (measurement, error) {
+	port, err := freePort()
+	if err != nil {
+		return measurement{}, err
+	}
+	argv := s.args(port)
+	logf, err := os.Create(filepath.Join(dir, s.name+".log"))
+	if err != nil {
+		return measurement{}, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return measurement{}, fmt.Errorf("starting %s: %w", s.name, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	ao := attackOptions{URL: fmt.Sprintf("https://127.0.0.1:%d/mutate-pods", port), CA: ca, ServerName: "localhost",
+		Body: body, Concurrency: o.concurrency, Warmup: o.warmup, Duration: o.duration, MaxRequests: o.maxRequests, Want: s.want}
+	if err := waitServing(ctx, ao, exited); err != nil {
+		log, _ := os.ReadFile(logf.Name())
+		return measurement{}, fmt.Errorf("%w\n%s", err, log)
+	}
+	var cpu0, self0 time.Duration
+	ao.BeforeMeasure = func() error {
+		if self0, err = cpuTime(os.Getpid()); err != nil {
+			return err
+		}
+		cpu0, err = cpuTime(cmd.Process.Pid)
+		return err
+	}
+	r, err := attack(ctx, ao)
+	if err != nil {
+		return measurement{}, err
+	}
+	cpu1, err := cpuTime(cmd.Process.Pid)
+	if err != nil {
+		return measurement{}, err
+	}
+	self1, err := cpuTime(os.Getpid())
+	if err != nil {
+		return measurement{}, err
+	}
+	rss, err := peakRSS(cmd.Process.Pid)
+	if err != nil {
+		return measurement{}, err
+	}
+	if len(r.Errors) > 0 || r.Succeeded == 0 {
+		return measurement{}, fmt.Errorf("%d of %d requests failed: %q", r.Requests-r.Succeeded, r.Requests, r.Errors)
+	}
+	return measurement{rate: float64(r.Succeeded) / r.Elapsed.Seconds(), p50: r.P50, p99: r.P99, rss: rss,
+		cpuPerK: (cpu1 - cpu0) * 1000 / time.Duration(r.Succeeded), clientPerK: (self1 - self0) * 1000 / time.Duration(r.Succeeded),
+		admissions: r.Succeeded}, nil
+}
+
+// waitServing waits up to 20 s until the server answers one review as it
+// should.
+func waitServing(ctx context.Context, o attackOptions, exited <-chan error) error {
+	probe := o
+	probe.Concurrency, probe.Warmup, probe.Duration, probe.MaxRequests = 1, 0, time.Second, 1
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, err := attack(ctx, probe)
+		if err == nil && r.Succeeded == 1 {
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("the server exited: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not serving after 20 s: %v %q", err, r.Errors)
+		}
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// median takes each quantity's median over the rounds.
+func median(ms []measurement) measurement {
+	pick := func(f func(measurement) float64) float64 {
+		v := make([]float64, len(ms))
+		for i, m := range ms {
+			v[i] = f(m)
+		}
+		slices.Sort(v)
+		if n := len(v); n%2 == 0 {
+			return (v[n/2-1] + v[n/2]) / 2
+		}
+		return v[len(v)/2]
+	}
+	return measurement{
+		rate:       pick(func(m measurement) float64 { return m.rate }),
+		p50:        time.Duration(pick(func(m measurement) float64 { return float64(m.p50) })),
+		p99:        time.Duration(pick(func(m measurement) float64 { return float64(m.p99) })),
+		rss:        int64(pick(func(m measurement) float64 { return float64(m.rss) })),
+		cpuPerK:    time.Duration(pick(func(m measurement) float64 { return float64(m.cpuPerK) })),
+		clientPerK: time.Duration(pick(func(m measurement) float64 { return float64(m.clientPerK) })),
+		admissions: uint64(pick(func(m measurement) float64 { return float64(m.admissions) })),
+	}
+}
+
+func report(out io.Writer, f, g measurement, rounds int) {
+	fmt.Fprintf(out, "\nmedians of %d rounds:\n\n", rounds)
+	fmt.Fprintln(out, "| server | admissions/s | p50 | p99 | peak RSS | server CPU s per 1,000 admissions | load generator CPU s per 1,000 |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
+	for _, r := range []struct {
+		name string
+		m    measurement
+	}{{"floor", f}, {"guardchain", g}} {
+		fmt.Fprintf(out, "| %s | %.0f | %.2f ms | %.2f ms | %.1f MiB | %.3f | %.3f |\n", r.name, r.m.rate, msf(r.m.p50), msf(r.m.p99),
+			mib(r.m.rss), r.m.cpuPerK.Seconds(), r.m.clientPerK.Seconds())
+	}
+	fmt.Fprintf(out, "| guardchain / floor | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx |\n", g.rate/f.rate,
+		float64(g.p50)/float64(f.p50), float64(g.p99)/float64(f.p99), float64(g.rss)/float64(f.rss),
+		float64(g.cpuPerK)/float64(f.cpuPerK), float64(g.clientPerK)/float64(f.clientPerK))
+	fmt.Fprintf(out, "\ngoals: throughput >= 0.8x the floor's (%.2fx), p99 <= 1.5x the floor's (%.2fx), peak RSS <= 60 MiB (%.1f MiB)\n",
+		g.rate/f.rate, float64(g.p99)/float64(f.p99), mib(g.rss))
+}
+
+func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+func mib(b int64) float64         { return float64(b) / (1 << 20) }

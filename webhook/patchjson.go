@@ -1,0 +1,61 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// encodePatch sets resp.Patch to the bytes Response.Complete would marshal
+// from resp.Patches, written into buf, and clears Patches so Complete does
+// not marshal them again. Complete marshals each operation through its MarshalJSON and then
+// re-scans the result to compact it; here each value is encoded once into
+// one buffer. Same bytes: tests compare whole answers with
+// admission.Webhook's on every golden and fuzz input.
+func encodePatch(resp *admission.Response, buf *bytes.Buffer) error {
+	if len(resp.Patches) == 0 {
+		return nil
+	}
+	enc := json.NewEncoder(buf) // escapes HTML, as json.Marshal does
+	value := func(v any) error {
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		buf.Truncate(buf.Len() - 1) // Encode ends each value with a newline
+		return nil
+	}
+	buf.WriteByte('[')
+	for i, op := range resp.Patches {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString(`{"op":`)
+		if err := value(op.Operation); err != nil {
+			return err
+		}
+		buf.WriteString(`,"path":`)
+		if err := value(op.Path); err != nil {
+			return err
+		}
+		// jsonpatch writes "value":null for an add or replace of nothing,
+		// and leaves it out of other operations.
+		switch {
+		case op.Value != nil:
+			buf.WriteString(`,"value":`)
+			if err := value(op.Value); err != nil {
+				return err
+			}
+		case op.Operation == "add" || op.Operation == "replace":
+			buf.WriteString(`,"value":null`)
+		}
+		buf.WriteByte('}')
+	}
+	buf.WriteByte(']')
+	resp.Patch = buf.Bytes()
+	resp.Patches = nil
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.PatchType = &pt
+	return nil
+}

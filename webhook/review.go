@@ -1,0 +1,185 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	admissionmetrics "sigs.k8s.io/controller-runtime/pkg/webhook/admission/metrics"
+	kjson "sigs.k8s.io/json"
+)
+
+// ServeHTTP answers one AdmissionReview. The API server posts v1 reviews of
+// one shape; those are decoded once, the pod typed in the same pass, where
+// controller-runtime's admission.Webhook parses the body twice (to find its
+// kind, then to decode it) and Handle decodes the pod a third time. Any
+// other body (another version, an unknown, duplicate or differently-cased
+// field, anything malformed or oversized) goes to admission.Webhook as it
+// came, so every answer is the one that path gives, byte for byte.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody || r.Header.Get("Content-Type") != "application/json" {
+		h.fallback(w, r, nil)
+		return
+	}
+	// The body and the patch are read and written in pooled buffers:
+	// nothing decoded refers to the body, and the answer is written before
+	// the patch buffer goes back.
+	in, out := getBuffer(), getBuffer()
+	defer putBuffer(in)
+	defer putBuffer(out)
+	body, complete := readReview(r, in)
+	if !complete {
+		h.fallback(w, r, body)
+		return
+	}
+	req, ok := decodeReview(body)
+	if !ok {
+		h.fallback(w, r, body)
+		return
+	}
+	h.write(w, h.review(r.Context(), req, out))
+}
+
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuffer() *bytes.Buffer { return buffers.Get().(*bytes.Buffer) }
+
+// putBuffer keeps buffers of a usual size; an outsized one is left to the
+// collector rather than held.
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() <= 64<<10 {
+		b.Reset()
+		buffers.Put(b)
+	}
+}
+
+// maxReviewBytes is controller-runtime's limit on a review body.
+const maxReviewBytes = 7 << 20
+
+// presizeReviewBytes is how much of a claimed Content-Length is allocated
+// before the body arrives: far above a sandbox pod's review (about 5 KB).
+const presizeReviewBytes = 64 << 10
+
+const (
+	reviewAPIVersion = "admission.k8s.io/v1"
+	reviewKind       = "AdmissionReview"
+)
+
+// podReview is an admission.k8s.io/v1 AdmissionReview whose request holds
+// the pod typed. Every field of AdmissionReview is here, so a strict decode
+// flags only what the API server does not send.
+type podReview struct {
+	APIVersion string                         `json:"apiVersion,omitempty"`
+	Kind       string                         `json:"kind,omitempty"`
+	Request    *podRequest                    `json:"request,omitempty"`
+	Response   *admissionv1.AdmissionResponse `json:"response,omitempty"`
+}
+
+type podRequest struct {
+	admissionv1.AdmissionRequest
+	// Object shadows the request's raw object. A JSON null leaves it nil,
+	// as it leaves the raw object empty.
+	Object *corev1.Pod `json:"object,omitempty"`
+}
+
+// decodeReview decodes a v1 review in one pass; ok is false for any body
+// that admission.Webhook might read differently. A strict decode is
+// case-sensitive and flags unknown and duplicate fields, so when it passes
+// every key matched a field exactly once: the case-insensitive decoders
+// (encoding/json finding the kind, Handle decoding the pod) agree with it.
+func decodeReview(body []byte) (*podRequest, bool) {
+	var req podRequest
+	// "request": null leaves req empty, which Handle calls no request.
+	rev := podReview{Request: &req}
+	strict, err := kjson.UnmarshalStrict(body, &rev)
+	if err != nil || len(strict) > 0 || rev.APIVersion != reviewAPIVersion || rev.Kind != reviewKind {
+		return nil, false
+	}
+	return &req, true
+}
+
+// readReview reads the body, up to maxReviewBytes, into buf; complete is
+// false when it could not read all of it (the fallback then reports why).
+// The buffer grows to the length the client claims only as far as a review
+// usually is; beyond that it grows with the bytes that arrive, so a claimed
+// length alone (unauthenticated, on many connections or HTTP/2 streams)
+// cannot make the webhook allocate.
+func readReview(r *http.Request, buf *bytes.Buffer) (body []byte, complete bool) {
+	if n := r.ContentLength; n > 0 {
+		buf.Grow(int(min(n, presizeReviewBytes)))
+	}
+	lr := &io.LimitedReader{R: r.Body, N: maxReviewBytes}
+	_, err := buf.ReadFrom(lr)
+	return buf.Bytes(), err == nil && lr.N > 0
+}
+
+// fallback hands the request to controller-runtime's admission.Webhook, with
+// the bytes already read put back in front of the rest of the body.
+func (h *Handler) fallback(w http.ResponseWriter, r *http.Request, read []byte) {
+	if h.Metrics != nil {
+		h.Metrics.GenericReviews.Inc()
+	}
+	if read != nil {
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(read), r.Body), r.Body}
+	}
+	(&admission.Webhook{Handler: h, RecoverPanic: ptr.To(true)}).ServeHTTP(w, r)
+}
+
+// review is admission.Webhook.Handle for a decoded request: a panic is a 500
+// that carries the request's UID, and the response is completed (UID, status
+// code, encoded patch).
+func (h *Handler) review(ctx context.Context, req *podRequest, patch *bytes.Buffer) (resp admission.Response) {
+	defer func() {
+		if p := recover(); p != nil {
+			admissionmetrics.WebhookPanics.WithLabelValues().Inc()
+			for _, fn := range utilruntime.PanicHandlers {
+				fn(ctx, p)
+			}
+			resp = admission.Errored(http.StatusInternalServerError, fmt.Errorf("panic: %v [recovered]", p))
+			resp.UID = req.UID
+		}
+	}()
+	if r, done := h.screen(&req.AdmissionRequest); done {
+		resp = r
+	} else if req.Object == nil {
+		resp = h.noPod()
+	} else {
+		resp = h.admit(&req.AdmissionRequest, req.Object)
+	}
+	err := encodePatch(&resp, patch)
+	if err == nil {
+		err = resp.Complete(admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: req.UID}})
+	}
+	if err != nil {
+		h.Log.Error(err, "encoding the admission response", "uid", string(req.UID))
+		resp = admission.Errored(http.StatusInternalServerError, errors.New("unable to encode response"))
+		resp.UID = req.UID
+	}
+	return resp
+}
+
+// write writes the answer as admission.Webhook does for a v1 review.
+func (h *Handler) write(w http.ResponseWriter, resp admission.Response) {
+	err := json.NewEncoder(w).Encode(admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: reviewAPIVersion, Kind: reviewKind},
+		Response: &resp.AdmissionResponse,
+	})
+	if err != nil {
+		// The connection broke: nothing more can be written to it.
+		h.Log.Error(err, "writing the admission response", "uid", string(resp.UID))
+	}
+}
