@@ -19,7 +19,7 @@ E2E_TAG ?= e2e
 KIND ?= kind
 KEEP ?= 0
 
-.PHONY: help build test test-unit test-integration test-integration-bench fuzz-short lint bench bench-handler bench-load measure-emit demo demo-emit tools tools-dir \
+.PHONY: help build test test-unit test-integration test-integration-floor test-integration-bench fuzz-short lint bench bench-handler bench-load measure-emit demo demo-emit tools tools-dir \
 	images images-oci e2e e2e-local drills clean
 
 help: ## list the targets
@@ -41,8 +41,12 @@ tools: ## build $(TOOLS) from the pinned modules in deploy/tools into the cache
 tools-dir: ## print the cache directory that holds the tools (make -s tools-dir)
 	@deploy/tools/build.sh $(TOOLS)
 
-test-integration: ## the webhook and chart through a real etcd + kube-apiserver (builds them, kube-controller-manager and helm on first use)
+test-integration: ## the webhook and chart through a real etcd + kube-apiserver of the newest release (builds them, kube-controller-manager and helm on first use)
 	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver kube-controller-manager etcd kubectl helm) $(GO) test -race -count=1 ./webhook/controlplane/...
+
+test-integration-floor: ## the same tests against the oldest release guardchain supports (deploy/tools/kube-floor)
+	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh --floor kube-apiserver etcd helm) GUARDCHAIN_KUBE_RELEASE=floor \
+	  $(GO) test -race -count=1 ./webhook/controlplane/...
 
 test-integration-bench: ## admission latency through the real API server, with and without guardchain
 	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver etcd kubectl) \
@@ -55,7 +59,7 @@ fuzz-short: ## a short run of every fuzz target from its committed seed corpus
 	    $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME); \
 	  done; done
 
-test: lint test-unit test-integration fuzz-short ## lint, unit, control-plane and fuzz tests (CI then runs e2e-local)
+test: lint test-unit test-integration test-integration-floor fuzz-short ## lint, unit, control-plane (newest and oldest supported release) and fuzz tests (CI then runs e2e-local)
 
 bench: ## benchmarks (each reported beside its baseline in the same run)
 	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
@@ -105,7 +109,7 @@ e2e: ## kind (needs Docker and kind; KIND=path): create a cluster, load the imag
 # local-session runs $(1) against a fresh local cluster (deploy/local) with the
 # images imported, KUBECONFIG and the tools set, and always tears it down. One
 # session at a time on this machine: a lock on the cluster's state directory.
-LOCAL_TOOLS = kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd helm
+LOCAL_TOOLS = kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd helm containerd
 define local-session
 	@exec 9>"$${GUARDCHAIN_LOCAL_STATE:-/tmp/guardchain-local}.lock" && flock -w 3600 9 && \
 	tools=$$(deploy/tools/build.sh $(LOCAL_TOOLS)) && \

@@ -478,7 +478,26 @@ func TestE2EReadyOverhead(t *testing.T) {
 	image := measure(sandboxNS, "auto")
 	med := func(d []time.Duration) time.Duration { return d[len(d)/2] }
 	ratio := func(a, b []time.Duration) float64 { return float64(med(a)) / float64(med(b)) }
-	t.Logf("pod create to Ready, median of 10: without injection %v, embedded %v (%.2fx), image %v (%.2fx; %.2fx embedded)",
-		med(plain).Round(time.Millisecond), med(embedded).Round(time.Millisecond), ratio(embedded, plain),
+	t.Logf("pod create to Ready, median of 10 (%s): without injection %v, embedded %v (%.2fx), image %v (%.2fx; %.2fx embedded)",
+		e.clusterVersions(t), med(plain).Round(time.Millisecond), med(embedded).Round(time.Millisecond), ratio(embedded, plain),
 		med(image).Round(time.Millisecond), ratio(image, plain), ratio(image, embedded))
+}
+
+// clusterVersions names what a measurement ran on: the API server's version
+// and each node's kubelet and container runtime.
+func (e *env) clusterVersions(t *testing.T) string {
+	t.Helper()
+	v, err := e.cs.Discovery().ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := e.cs.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := "kube-apiserver " + v.GitVersion
+	for _, n := range nodes.Items {
+		out += fmt.Sprintf(", node %s: kubelet %s, %s", n.Name, n.Status.NodeInfo.KubeletVersion, n.Status.NodeInfo.ContainerRuntimeVersion)
+	}
+	return out
 }

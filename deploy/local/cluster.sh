@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real single-node Kubernetes cluster on this machine, without Docker or a
 # registry: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
-# kubelet (from deploy/tools/build.sh), Debian's containerd, runc and CNI
+# kubelet, containerd 2 (all from deploy/tools/build.sh), Debian's runc and CNI
 # bridge. containerd and the kubelet run in a private mount namespace with a
 # private /run and /var/lib and stand-ins for the sysctl files the kubelet
 # writes, so the host's mounts and sysctls are never touched. Pods reach the
@@ -14,7 +14,7 @@
 #   deploy/local/cluster.sh kill-container ID    SIGKILL a container's process (fault drills)
 #   deploy/local/cluster.sh node-ns        (internal) the mount-namespace side
 # env: GUARDCHAIN_LOCAL_STATE (default /tmp/guardchain-local), TOOLS (bin dir; default: build.sh's)
-# Needs root, and: containerd runc containernetworking-plugins openssl (apt).
+# Needs root, and: runc containernetworking-plugins openssl (apt).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 S=${GUARDCHAIN_LOCAL_STATE:-/tmp/guardchain-local}
@@ -24,12 +24,13 @@ BRIDGE=lcbr0
 log() { printf '[local %5.1fs] %s\n' "$(( $(date +%s%N) / 1000000 - T0 ))e-3" "$*" >&2; }
 T0=$(( $(date +%s%N) / 1000000 ))
 
-tools() { echo "${TOOLS:-$("$here/../tools/build.sh" kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd)}"; }
+tools() { echo "${TOOLS:-$("$here/../tools/build.sh" kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd containerd)}"; }
 
 write_configs() {
   mkdir -p "$S"/{logs,pids,pki,cni/conf,cni/ipam,containerd/etc,kubelet/root,kubelet/pod-logs,kubelet/volume-plugins,kcm-flex,etcd-data}
+  # containerd 2's CRI config (version 3; 2.4 migrates it in memory).
   cat > "$S/containerd/etc/config.toml" <<TOML
-version = 2
+version = 3
 root = "$S/containerd/root"
 state = "$S/containerd/state"
 oom_score = 0
@@ -37,23 +38,28 @@ oom_score = 0
   address = "$S/containerd/containerd.sock"
 [ttrpc]
   address = "$S/containerd/containerd.sock.ttrpc"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "localhost/guardchain/pause:e2e"
+[debug]
+  address = "$S/containerd/debug.sock"
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "localhost/guardchain/pause:e2e"
+[plugins."io.containerd.cri.v1.runtime"]
+  enable_selinux = false
   disable_apparmor = true
   # This machine lacks CAP_SYS_RESOURCE: negative oom_score_adj is refused.
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         SystemdCgroup = false
         Root = "$S/containerd/runc-root"
         BinaryName = "/usr/sbin/runc"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/usr/lib/cni"]
     conf_dir = "$S/cni/conf"
 [plugins."io.containerd.internal.v1.opt"]
   path = "$S/containerd/opt"
@@ -159,7 +165,8 @@ node_ns() { # runs inside: unshare -m --propagation private
   for f in vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes; do
     n="$S/fakesys/${f//\//_}"; cat "/proc/sys/$f" > "$n"; mount --bind "$n" "/proc/sys/$f"
   done
-  containerd --config "$S/containerd/etc/config.toml" > "$S/logs/containerd.log" 2>&1 &
+  # The shim is found on PATH: this build's, not a distribution's containerd 1.x.
+  PATH="$TOOLS:$PATH" "$TOOLS/containerd" --config "$S/containerd/etc/config.toml" > "$S/logs/containerd.log" 2>&1 &
   echo $! > "$S/pids/containerd.pid"
   wait
 }
@@ -195,14 +202,17 @@ restart_apiserver() {
 # pod status gives it, with or without containerd://).
 kill_container() {
   local id=${1#containerd://}
-  ctr -a "$S/containerd/containerd.sock" -n k8s.io task kill --signal SIGKILL "$id"
+  "$(tools)/ctr" -a "$S/containerd/containerd.sock" -n k8s.io task kill --signal SIGKILL "$id"
   log "sent SIGKILL to container ${id:0:12}"
 }
 
 up() {
   local images=$1 bin; bin=$(tools)
   [ "$(id -u)" = 0 ] || { echo "local: needs root" >&2; exit 1; }
-  for c in containerd runc openssl unshare nsenter; do command -v $c >/dev/null || { echo "local: $c is missing" >&2; exit 1; }; done
+  for c in containerd containerd-shim-runc-v2 ctr kubelet; do
+    [ -x "$bin/$c" ] || { echo "local: $bin/$c is missing (deploy/tools/build.sh $c)" >&2; exit 1; }
+  done
+  for c in runc openssl unshare nsenter; do command -v $c >/dev/null || { echo "local: $c is missing" >&2; exit 1; }; done
   [ -x /usr/lib/cni/bridge ] || { echo "local: CNI plugins missing (apt-get install containernetworking-plugins)" >&2; exit 1; }
   # A run that died without tearing down leaves state (etcd data, PIDs): clear it.
   if [ -d "$S" ]; then log "clearing the state of an earlier run"; down; fi
@@ -215,11 +225,12 @@ up() {
   fi
   ip link show $BRIDGE >/dev/null 2>&1 || { ip link add $BRIDGE type bridge; ip addr add $NODE_IP/24 dev $BRIDGE; ip link set $BRIDGE up; }
 
+  export TOOLS=$bin
   start node-ns unshare -m --propagation private "$0" node-ns
   wait_for containerd 20 test -S "$S/containerd/containerd.sock"
   log "containerd up"
   for tar in "$images"/*.oci.tar; do
-    ctr -a "$S/containerd/containerd.sock" -n k8s.io images import --base-name "localhost/guardchain/$(basename "$tar" .oci.tar)" "$tar" >/dev/null
+    "$bin/ctr" -a "$S/containerd/containerd.sock" -n k8s.io images import --base-name "localhost/guardchain/$(basename "$tar" .oci.tar)" "$tar" >/dev/null
   done
   log "images imported: $(ls "$images" | tr '\n' ' ')"
 

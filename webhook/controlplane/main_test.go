@@ -1,7 +1,9 @@
 // Package controlplane tests the webhook through a real etcd and
 // kube-apiserver (envtest, with binaries built by deploy/tools/build.sh):
 // real admission, real validation, real PodSecurity. Run with
-// KUBEBUILDER_ASSETS set (make test-integration does it).
+// KUBEBUILDER_ASSETS set (make test-integration does it, for the newest
+// Kubernetes release; make test-integration-floor runs them on the oldest
+// guardchain supports, with GUARDCHAIN_KUBE_RELEASE=floor).
 package controlplane
 
 import (
@@ -20,6 +22,8 @@ import (
 var (
 	restConfig *rest.Config
 	clientset  *kubernetes.Clientset
+	// serverVersion is the kube-apiserver's /version gitVersion.
+	serverVersion string
 )
 
 func TestMain(m *testing.M) {
@@ -54,8 +58,12 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if v, err := clientset.Discovery().ServerVersion(); err == nil {
-		fmt.Fprintf(os.Stderr, "controlplane: kube-apiserver %s\n", v.GitVersion)
+	v, err := clientset.Discovery().ServerVersion()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "controlplane: reading the API server's version: %v\n", err)
+		return 1
 	}
+	serverVersion = v.GitVersion
+	fmt.Fprintf(os.Stderr, "controlplane: kube-apiserver %s\n", serverVersion)
 	return m.Run()
 }

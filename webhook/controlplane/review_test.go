@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"flag"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strconv"
@@ -15,7 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -97,7 +103,15 @@ func TestSandboxReviewIsWhatTheAPIServerSends(t *testing.T) {
 	}
 	_ = clientset.CoreV1().Pods(ns).Delete(ctx, pod.Name, metav1.DeleteOptions{})
 	body := bytes.TrimSpace(<-got)
+	oneDecodePass(t, cfg, body)
 	body = normalizeReview(body, ns)
+	if floorRun(t) {
+		// The committed review is the newest release's; an older API server
+		// sends another (v1.30: no credential-id in userInfo.extra, a null
+		// creationTimestamp). What counts there is that guardchain reads it
+		// in one pass, as it does the newest's.
+		return
+	}
 	if *update {
 		if err := os.WriteFile(sandboxReview, append(body, '\n'), 0o644); err != nil {
 			t.Fatal(err)
@@ -129,6 +143,32 @@ var (
 type notYet struct{}
 
 func (*notYet) Error() string { return "not called yet" }
+
+// oneDecodePass serves the review the API server sent to guardchain's
+// handler: it must be read in one pass (not left to controller-runtime's
+// decoder) and answered allowed with a patch.
+func oneDecodePass(t *testing.T, cfg webhook.Config, review []byte) {
+	t.Helper()
+	m, err := webhook.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &webhook.Handler{Config: cfg, Log: logr.Discard(), Metrics: m}
+	req := httptest.NewRequest(http.MethodPost, webhook.MutatePath, bytes.NewReader(review))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var answer admissionv1.AdmissionReview
+	if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil || rec.Code != http.StatusOK || answer.Response == nil {
+		t.Fatalf("guardchain's answer to the API server's review (HTTP %d, %v):\n%s", rec.Code, err, rec.Body.Bytes())
+	}
+	if !answer.Response.Allowed || len(answer.Response.Patch) == 0 {
+		t.Errorf("guardchain answered the API server's review allowed=%v with %d bytes of patch, want allowed with a patch", answer.Response.Allowed, len(answer.Response.Patch))
+	}
+	if n := testutil.ToFloat64(m.GenericReviews); n != 0 {
+		t.Errorf("the review kube-apiserver %s sends was left to controller-runtime's decoder (%v), not read in one pass", serverVersion, n)
+	}
+}
 
 // normalizeReview fixes what differs between two sends of the same pod.
 func normalizeReview(b []byte, ns string) []byte {
