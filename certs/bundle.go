@@ -40,13 +40,15 @@ func (l liveBundle) trustsLeaf(pair KeyPair, names []string, now time.Time) bool
 func (l liveBundle) all() []byte { return bytes.Join(l, nil) }
 
 // dropsFrom reports whether setting bundle would take from any webhook a
-// CA it trusts now.
-func (l liveBundle) dropsFrom(bundle []byte) bool {
+// CA it trusts now that has not expired (every replica drops those).
+func (l liveBundle) dropsFrom(bundle []byte, now time.Time) bool {
 	next, _ := ParseCerts(bundle)
 	for _, b := range l {
 		cur, _ := ParseCerts(b)
-		if len(newCAs(next, cur)) > 0 {
-			return true
+		for _, c := range newCAs(next, cur) {
+			if !now.After(c.NotAfter) {
+				return true
+			}
 		}
 	}
 	return false

@@ -29,7 +29,7 @@ func (m *Manager) legacy(ctx context.Context) (stored, error) {
 		return stored{}, fmt.Errorf("reading the earlier release's secret %s: %w", name, err)
 	}
 	st := storedIn(sec)
-	st.retiringSince = "" // never the earlier release's to set
+	st.retiringSince, st.retired = "", "" // never the earlier release's to set
 	if st.signer.CertPEM == nil {
 		return stored{}, nil // empty, or cert-manager's: no CA key in it
 	}

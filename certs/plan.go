@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/x509"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -16,12 +18,13 @@ type stored struct {
 	leaf          KeyPair
 	trustedSince  string // AnnotationTrustedSince
 	retiringSince string // AnnotationRetiringSince
+	retired       string // AnnotationRetired
 }
 
 func (s stored) equal(o stored) bool {
 	return bytes.Equal(s.signer.CertPEM, o.signer.CertPEM) && bytes.Equal(s.signer.KeyPEM, o.signer.KeyPEM) &&
 		bytes.Equal(s.bundle, o.bundle) && bytes.Equal(s.leaf.CertPEM, o.leaf.CertPEM) && bytes.Equal(s.leaf.KeyPEM, o.leaf.KeyPEM) &&
-		s.trustedSince == o.trustedSince && s.retiringSince == o.retiringSince
+		s.trustedSince == o.trustedSince && s.retiringSince == o.retiringSince && s.retired == o.retired
 }
 
 // decision is what a reconcile makes true: the Secret holds stored, the
@@ -60,7 +63,9 @@ func (m *Manager) plan(cur stored, live liveBundle, served KeyPair) (decision, e
 
 	// Whatever the API server trusts now stays trusted: a replica may be
 	// serving a leaf of it (the Secret was deleted or holds another CA).
-	st.bundle = joinBundles(now, st.signer.CertPEM, st.bundle, live.all())
+	// But not a CA the Secret says was retired: no replica serves its
+	// leaves, and whoever put it back planned from an older Secret.
+	st.bundle = joinBundles(now, st.signer.CertPEM, st.bundle, without(live.all(), st.retired, signer))
 	if added := newCAs(retiring(cur.bundle, curSigner), retiring(st.bundle, signer)); len(added) > 0 {
 		m.o.Log.Info("keeping CAs in the caBundle while replicas may serve their leaves", "cas", serials(added),
 			"retireAfter", m.o.RetireAfter.String())
@@ -127,6 +132,7 @@ func (m *Manager) plan(cur stored, live liveBundle, served KeyPair) (decision, e
 		m.o.Log.Info("retiring CAs no replica serves any more", "cas", serials(old), "secret", m.o.Namespace+"/"+m.o.SecretName)
 		st.bundle = joinBundles(now, st.signer.CertPEM)
 		st.retiringSince = ""
+		st.retired = strings.Join(serials(old), " ")
 	}
 	return decision{stored: st, next: next}, nil
 }
@@ -215,6 +221,22 @@ func newCAs(before, after []*x509.Certificate) []*x509.Certificate {
 		}
 		if !known {
 			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// without is bundle less the CAs whose serials retired lists, but for keep.
+func without(bundle []byte, retired string, keep *x509.Certificate) []byte {
+	if retired == "" {
+		return bundle
+	}
+	gone := strings.Fields(retired)
+	cs, _ := ParseCerts(bundle)
+	var out []byte
+	for _, c := range cs {
+		if (keep != nil && c.Equal(keep)) || !slices.Contains(gone, c.SerialNumber.Text(16)) {
+			out = append(out, pemCert(c.Raw)...)
 		}
 	}
 	return out

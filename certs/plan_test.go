@@ -139,6 +139,16 @@ func TestPlan(t *testing.T) {
 				if !bytes.Equal(d.bundle, joinBundles(now, ca1.CertPEM)) || d.retiringSince != "" {
 					t.Errorf("the old CA is still in the caBundle (since %q)", d.retiringSince)
 				}
+				if want := ca0Cert.SerialNumber.Text(16); d.retired != want {
+					t.Errorf("retired %q recorded, want %q", d.retired, want)
+				}
+			}},
+		{"a CA the Secret retired does not come back from a stale caBundle",
+			stored{signer: ca1, bundle: joinBundles(now, ca1.CertPEM), leaf: leaf1, retired: ca0Cert.SerialNumber.Text(16)},
+			liveBundle{both}, leaf1, func(t *testing.T, d decision) {
+				if !bytes.Equal(d.bundle, joinBundles(now, ca1.CertPEM)) || d.retiringSince != "" {
+					t.Errorf("the retired CA is back in the caBundle (retiring since %q)", d.retiringSince)
+				}
 			}},
 		{"retiring CAs stay until then",
 			stored{signer: ca1, bundle: both, leaf: leaf1, retiringSince: stamp(now.Add(-time.Hour))},

@@ -65,7 +65,7 @@ func (m *Manager) reconcileOnce(ctx context.Context) (time.Time, error) {
 	// bundle: it then never finds in the bundle a CA the Secret has already
 	// retired, which it would keep as one a replica may still serve.
 	first, second := writeSecret, func() error { return m.patchBundle(ctx, mwc, d.bundle) }
-	if live := liveBundleOf(mwc); live.dropsFrom(d.bundle) {
+	if live := liveBundleOf(mwc); live.dropsFrom(d.bundle, m.o.Now()) {
 		first, second = second, first
 	}
 	if err := first(); err != nil {
@@ -107,6 +107,7 @@ func storedIn(sec *corev1.Secret) stored {
 		leaf:          KeyPair{CertPEM: sec.Data[KeyTLSCert], KeyPEM: sec.Data[KeyTLSKey]},
 		trustedSince:  sec.Annotations[AnnotationTrustedSince],
 		retiringSince: sec.Annotations[AnnotationRetiringSince],
+		retired:       sec.Annotations[AnnotationRetired],
 	}
 }
 
@@ -135,6 +136,7 @@ func (m *Manager) writeSecret(ctx context.Context, sec *corev1.Secret, st stored
 	sec.Data = data
 	setAnnotation(&sec.ObjectMeta, AnnotationTrustedSince, st.trustedSince)
 	setAnnotation(&sec.ObjectMeta, AnnotationRetiringSince, st.retiringSince)
+	setAnnotation(&sec.ObjectMeta, AnnotationRetired, st.retired)
 	var err error
 	if sec.ResourceVersion == "" {
 		_, err = secrets.Create(ctx, sec, metav1.CreateOptions{})

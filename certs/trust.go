@@ -15,6 +15,12 @@ const (
 	// other than the signer, or the leaf was last replaced while it held
 	// one: those CAs leave the bundle RetireAfter later.
 	AnnotationRetiringSince = "guardchain.dev/ca-retiring-since"
+	// AnnotationRetired lists the serials of the CAs last retired from the
+	// caBundle. A replica that finds one of them in the bundle (written by
+	// a replica that planned from an older Secret, or whose clock is
+	// behind) takes it out again rather than keep it as a CA a replica may
+	// serve.
+	AnnotationRetired = "guardchain.dev/ca-retired"
 )
 
 // trustedFor is how long every webhook has trusted signer (negative: not
