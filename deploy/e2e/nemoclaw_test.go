@@ -247,18 +247,21 @@ func (e *env) waitAppPod(t *testing.T, app, previous string) *corev1.Pod {
 		if err != nil {
 			return err
 		}
+		// Any Ready one: a pod that failed or was evicted may still be listed.
+		notYet := fmt.Errorf("no %s pod yet", app)
 		for i := range pods.Items {
 			p := &pods.Items[i]
 			if p.Name == previous || p.DeletionTimestamp != nil {
 				continue
 			}
 			if err := ready(p); err != nil {
-				return err
+				notYet = err
+				continue
 			}
 			found = p
 			return nil
 		}
-		return fmt.Errorf("no %s pod yet", app)
+		return notYet
 	})
 	return found
 }
