@@ -13,7 +13,9 @@
 #   deploy/local/cluster.sh restart-apiserver   stop the API server and start it again (fault drills)
 #   deploy/local/cluster.sh kill-container ID    SIGKILL a container's process (fault drills)
 #   deploy/local/cluster.sh node-ns        (internal) the mount-namespace side
-# env: GUARDCHAIN_LOCAL_STATE (default /tmp/guardchain-local), TOOLS (bin dir; default: build.sh's)
+# env: GUARDCHAIN_LOCAL_STATE (default /tmp/guardchain-local), TOOLS (bin dir; default: build.sh's),
+#      GUARDCHAIN_APISERVER_FLAGS (more kube-apiserver flags, space-separated, e.g.
+#      --feature-gates=WebhookRoundTripLoadBalancing=false; read by up and restart-apiserver)
 # Needs root, and: runc containernetworking-plugins openssl (apt).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -182,7 +184,7 @@ start_apiserver() { # bin: start kube-apiserver and wait until it is ready
     --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
     --service-cluster-ip-range=10.96.0.0/16 --authorization-mode=Node,RBAC \
     --kubelet-preferred-address-types=InternalIP --enable-aggregator-routing=true \
-    --enable-admission-plugins=NodeRestriction --allow-privileged=true --v=1
+    --enable-admission-plugins=NodeRestriction --allow-privileged=true --v=1 ${GUARDCHAIN_APISERVER_FLAGS:-}
   wait_for kube-apiserver 90 curl -fsS --cacert "$P/ca.crt" --cert "$P/admin.crt" --key "$P/admin.key" "https://$NODE_IP:6443/readyz"
 }
 
