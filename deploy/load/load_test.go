@@ -127,3 +127,29 @@ func TestRunReportsBothServers(t *testing.T) {
 		}
 	}
 }
+
+// Out-of-bounds flags are refused before anything starts, naming the flag.
+func TestRunRefusesUnboundedFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-concurrency", "0"}, "-concurrency 0: want 1 to 1024"},
+		{[]string{"-concurrency", "100000"}, "-concurrency 100000: want 1 to 1024"},
+		{[]string{"-rounds", "0"}, "-rounds 0: want 1 to 20"},
+		{[]string{"-rounds", "1000"}, "-rounds 1000: want 1 to 20"},
+		{[]string{"-duration", "0s"}, "-duration 0s: want more than 0 and up to 5m0s"},
+		{[]string{"-duration", "1h"}, "-duration 1h0m0s: want more than 0 and up to 5m0s"},
+		{[]string{"-warmup", "-1s"}, "-warmup -1s: want 0 to 1m0s"},
+		{[]string{"-max-requests", "0"}, "-max-requests 0: want 1 to 10000000"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out bytes.Buffer
+			// A review that does not exist: a run that got past the check fails otherwise.
+			err := run(context.Background(), append([]string{"-review", filepath.Join(t.TempDir(), "none.json")}, tc.args...), &out)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

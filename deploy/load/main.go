@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,6 +43,32 @@ type options struct {
 	maxRequests            uint64
 }
 
+// Bounds on every run: the load stays on loopback, and so must its size.
+const (
+	maxConcurrency = 1024
+	maxRounds      = 20
+	maxDuration    = 5 * time.Minute
+	maxWarmup      = time.Minute
+	maxRequests    = 10_000_000
+)
+
+// check names the first flag out of its bounds.
+func (o options) check() error {
+	switch {
+	case o.concurrency < 1 || o.concurrency > maxConcurrency:
+		return fmt.Errorf("-concurrency %d: want 1 to %d", o.concurrency, maxConcurrency)
+	case o.rounds < 1 || o.rounds > maxRounds:
+		return fmt.Errorf("-rounds %d: want 1 to %d", o.rounds, maxRounds)
+	case o.duration <= 0 || o.duration > maxDuration:
+		return fmt.Errorf("-duration %s: want more than 0 and up to %s", o.duration, maxDuration)
+	case o.warmup < 0 || o.warmup > maxWarmup:
+		return fmt.Errorf("-warmup %s: want 0 to %s", o.warmup, maxWarmup)
+	case o.maxRequests < 1 || o.maxRequests > maxRequests:
+		return fmt.Errorf("-max-requests %d: want 1 to %d", o.maxRequests, maxRequests)
+	}
+	return nil
+}
+
 func run(ctx context.Context, args []string, out io.Writer) error {
 	var o options
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
@@ -58,8 +83,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.concurrency < 1 || o.rounds < 1 || o.duration <= 0 || o.duration > 5*time.Minute || o.warmup < 0 || o.warmup > time.Minute {
-		return errors.New("want -concurrency and -rounds of 1 or more, -duration up to 5m and -warmup up to 1m")
+	if err := o.check(); err != nil {
+		return err
 	}
 	body, err := os.ReadFile(o.review)
 	if err != nil {
