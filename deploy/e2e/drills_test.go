@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/guardchain/guardchain/certs"
 	"github.com/guardchain/guardchain/webhook"
@@ -59,6 +61,16 @@ func TestDrills(t *testing.T) {
 	cluster := os.Getenv("GUARDCHAIN_DRILLS_CLUSTER")
 	if cluster == "" {
 		t.Fatal("GUARDCHAIN_DRILLS_CLUSTER must name the local cluster's script (make drills sets it)")
+	}
+	// The drills kill and restart parts of the cluster through that script:
+	// they run only against the cluster it started.
+	state := or(os.Getenv("GUARDCHAIN_LOCAL_STATE"), "/tmp/guardchain-local")
+	local, err := clientcmd.BuildConfigFromFlags("", filepath.Join(state, "admin.kubeconfig"))
+	if err != nil {
+		t.Fatalf("the drills run only against the local cluster (deploy/local), and none is up under %s: %v", state, err)
+	}
+	if local.Host != e.cfg.Host {
+		t.Fatalf("the drills run only against the local cluster (deploy/local) at %s; KUBECONFIG %s points at %s", local.Host, e.kubeconfig, e.cfg.Host)
 	}
 	d := &drills{env: e, cluster: cluster}
 	ctx := context.Background()
