@@ -82,7 +82,13 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		Host:    opts.Host,
 		Port:    opts.Port,
 		CertDir: opts.CertDir,
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+			c.MinVersion = tls.VersionTLS12
+			// HTTP/1.1 only: the API server calls webhooks over HTTP/1.1, and
+			// HTTP/2 would only offer other clients stream floods (rapid
+			// reset) and connections the drain's Connection: close cannot end.
+			c.NextProtos = []string{"http/1.1"}
+		}},
 	})
 	s := &Server{opts: opts, webhook: wh}
 	// Handler decodes each review once; controller-runtime's server still

@@ -125,6 +125,26 @@ func TestServerServesTLSProbesMetricsAndRotatedCerts(t *testing.T) {
 		t.Fatalf("answer over TLS: %+v", ar.Response)
 	}
 
+	// HTTP/1.1 only, whatever the client offers: a client that offers h2
+	// gets HTTP/1.1, and one that wants only h2 is refused.
+	for _, offer := range [][]string{{"h2", "http/1.1"}, {"h2"}} {
+		conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port), &tls.Config{RootCAs: pool, ServerName: "localhost", NextProtos: offer})
+		if len(offer) == 1 {
+			if err == nil {
+				conn.Close()
+				t.Errorf("a client offering only h2 was served (%q)", conn.ConnectionState().NegotiatedProtocol)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("TLS with ALPN %v: %v", offer, err)
+		}
+		if got := conn.ConnectionState().NegotiatedProtocol; got != "http/1.1" {
+			t.Errorf("ALPN %v negotiated %q, want http/1.1", offer, got)
+		}
+		conn.Close()
+	}
+
 	_, metrics, err := get("/metrics")
 	if err != nil {
 		t.Fatal(err)
