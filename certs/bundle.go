@@ -39,21 +39,6 @@ func (l liveBundle) trustsLeaf(pair KeyPair, names []string, now time.Time) bool
 // all is every CA any webhook trusts.
 func (l liveBundle) all() []byte { return bytes.Join(l, nil) }
 
-// dropsFrom reports whether setting bundle would take from any webhook a
-// CA it trusts now that has not expired (every replica drops those).
-func (l liveBundle) dropsFrom(bundle []byte, now time.Time) bool {
-	next, _ := ParseCerts(bundle)
-	for _, b := range l {
-		cur, _ := ParseCerts(b)
-		for _, c := range newCAs(next, cur) {
-			if !now.After(c.NotAfter) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // empty reports whether no webhook trusts anything yet.
 func (l liveBundle) empty() bool { return len(bytes.TrimSpace(l.all())) == 0 }
 

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto/x509"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 )
 
@@ -63,9 +61,11 @@ func (m *Manager) plan(cur stored, live liveBundle, served KeyPair) (decision, e
 
 	// Whatever the API server trusts now stays trusted: a replica may be
 	// serving a leaf of it (the Secret was deleted or holds another CA).
-	// But not a CA the Secret says was retired: no replica serves its
-	// leaves, and whoever put it back planned from an older Secret.
-	st.bundle = joinBundles(now, st.signer.CertPEM, st.bundle, without(live.all(), st.retired, signer))
+	// But not a CA the Secret retired moments ago: no replica serves its
+	// leaves, and the bundle still holds it only because a replica read it
+	// before the retiring one patched it, or planned from an older Secret
+	// with a clock behind.
+	st.bundle = joinBundles(now, st.signer.CertPEM, st.bundle, m.withoutJustRetired(live.all(), st.retired, signer, now))
 	if added := newCAs(retiring(cur.bundle, curSigner), retiring(st.bundle, signer)); len(added) > 0 {
 		m.o.Log.Info("keeping CAs in the caBundle while replicas may serve their leaves", "cas", serials(added),
 			"retireAfter", m.o.RetireAfter.String())
@@ -132,7 +132,7 @@ func (m *Manager) plan(cur stored, live liveBundle, served KeyPair) (decision, e
 		m.o.Log.Info("retiring CAs no replica serves any more", "cas", serials(old), "secret", m.o.Namespace+"/"+m.o.SecretName)
 		st.bundle = joinBundles(now, st.signer.CertPEM)
 		st.retiringSince = ""
-		st.retired = strings.Join(serials(old), " ")
+		st.retired = retiredMark(old, now)
 	}
 	return decision{stored: st, next: next}, nil
 }
@@ -221,22 +221,6 @@ func newCAs(before, after []*x509.Certificate) []*x509.Certificate {
 		}
 		if !known {
 			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// without is bundle less the CAs whose serials retired lists, but for keep.
-func without(bundle []byte, retired string, keep *x509.Certificate) []byte {
-	if retired == "" {
-		return bundle
-	}
-	gone := strings.Fields(retired)
-	cs, _ := ParseCerts(bundle)
-	var out []byte
-	for _, c := range cs {
-		if (keep != nil && c.Equal(keep)) || !slices.Contains(gone, c.SerialNumber.Text(16)) {
-			out = append(out, pemCert(c.Raw)...)
 		}
 	}
 	return out

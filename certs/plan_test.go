@@ -139,15 +139,30 @@ func TestPlan(t *testing.T) {
 				if !bytes.Equal(d.bundle, joinBundles(now, ca1.CertPEM)) || d.retiringSince != "" {
 					t.Errorf("the old CA is still in the caBundle (since %q)", d.retiringSince)
 				}
-				if want := ca0Cert.SerialNumber.Text(16); d.retired != want {
+				if want := retiredMark([]*x509.Certificate{ca0Cert}, now); d.retired != want {
 					t.Errorf("retired %q recorded, want %q", d.retired, want)
 				}
 			}},
-		{"a CA the Secret retired does not come back from a stale caBundle",
-			stored{signer: ca1, bundle: joinBundles(now, ca1.CertPEM), leaf: leaf1, retired: ca0Cert.SerialNumber.Text(16)},
+		{"a CA the Secret retired moments ago does not come back from a stale caBundle",
+			stored{signer: ca1, bundle: joinBundles(now, ca1.CertPEM), leaf: leaf1, retired: retiredMark([]*x509.Certificate{ca0Cert}, now.Add(-10*time.Second))},
 			liveBundle{both}, leaf1, func(t *testing.T, d decision) {
 				if !bytes.Equal(d.bundle, joinBundles(now, ca1.CertPEM)) || d.retiringSince != "" {
 					t.Errorf("the retired CA is back in the caBundle (retiring since %q)", d.retiringSince)
+				}
+			}},
+		{"nor from a replica whose clock is behind the retiring one's",
+			stored{signer: ca1, bundle: joinBundles(now, ca1.CertPEM), leaf: leaf1, retired: retiredMark([]*x509.Certificate{ca0Cert}, now.Add(30*time.Second))},
+			liveBundle{both}, leaf1, func(t *testing.T, d decision) {
+				if !bytes.Equal(d.bundle, joinBundles(now, ca1.CertPEM)) {
+					t.Error("the retired CA is back in the caBundle")
+				}
+			}},
+		{"a retired CA that comes back later stays, as any CA the caBundle gains",
+			// As when a rollback to the previous chart restores its CA, which its replicas serve.
+			stored{signer: ca1, bundle: joinBundles(now, ca1.CertPEM), leaf: leaf1, retired: retiredMark([]*x509.Certificate{ca0Cert}, now.Add(-time.Hour))},
+			liveBundle{both}, leaf1, func(t *testing.T, d decision) {
+				if !bytes.Equal(d.bundle, both) || d.retiringSince != stamp(now) {
+					t.Errorf("the CA that came back was dropped or its clock not started (since %q)", d.retiringSince)
 				}
 			}},
 		{"retiring CAs stay until then",

@@ -54,24 +54,15 @@ func (m *Manager) reconcileOnce(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	writeSecret := func() error {
-		if sec != nil && d.stored.equal(cur) {
-			return nil
+	// The Secret first: the caBundle gains a CA only once the Secret holds
+	// it. A replica that then reads the Secret and a bundle not yet patched
+	// finds the CAs the Secret retired named in it (AnnotationRetired).
+	if sec == nil || !d.stored.equal(cur) {
+		if err := m.writeSecret(ctx, sec, d.stored, mwc); err != nil {
+			return time.Time{}, err // a conflict is retried by Reconcile
 		}
-		return m.writeSecret(ctx, sec, d.stored, mwc) // a conflict is retried by Reconcile
 	}
-	// The caBundle gains a CA only after the Secret holds it, and loses one
-	// before the Secret does. Another replica reads the Secret, then the
-	// bundle: it then never finds in the bundle a CA the Secret has already
-	// retired, which it would keep as one a replica may still serve.
-	first, second := writeSecret, func() error { return m.patchBundle(ctx, mwc, d.bundle) }
-	if live := liveBundleOf(mwc); live.dropsFrom(d.bundle, m.o.Now()) {
-		first, second = second, first
-	}
-	if err := first(); err != nil {
-		return time.Time{}, err
-	}
-	if err := second(); err != nil {
+	if err := m.patchBundle(ctx, mwc, d.bundle); err != nil {
 		return time.Time{}, err
 	}
 	if err := m.writeFiles(d.leaf); err != nil {

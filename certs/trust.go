@@ -1,8 +1,12 @@
 package certs
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -15,11 +19,14 @@ const (
 	// other than the signer, or the leaf was last replaced while it held
 	// one: those CAs leave the bundle RetireAfter later.
 	AnnotationRetiringSince = "guardchain.dev/ca-retiring-since"
-	// AnnotationRetired lists the serials of the CAs last retired from the
-	// caBundle. A replica that finds one of them in the bundle (written by
-	// a replica that planned from an older Secret, or whose clock is
-	// behind) takes it out again rather than keep it as a CA a replica may
-	// serve.
+	// AnnotationRetired records "<time> <sha256> ...": when the retiring
+	// CAs last left the caBundle, and their fingerprints. For Propagation
+	// after that time a replica that finds one of them in the bundle (put
+	// back by a replica that read the bundle before it was patched, or
+	// planned from an older Secret with a clock behind) takes it out again
+	// rather than keep it as a CA a replica may serve. Later, such a CA is
+	// kept: it came back some other way (a rollback to the previous chart
+	// restores that release's CA, and its replicas serve it).
 	AnnotationRetired = "guardchain.dev/ca-retired"
 )
 
@@ -55,4 +62,40 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 func parseStamp(s string) (time.Time, bool) {
 	t, err := time.Parse(time.RFC3339, s)
 	return t, err == nil
+}
+
+// retiredMark is the AnnotationRetired value for cas retired at t.
+func retiredMark(cas []*x509.Certificate, t time.Time) string {
+	parts := []string{stamp(t)}
+	for _, c := range cas {
+		parts = append(parts, fingerprint(c))
+	}
+	return strings.Join(parts, " ")
+}
+
+// withoutJustRetired is bundle less the CAs mark retired less than
+// Propagation before now (a clock behind the retiring replica's counts as
+// less), but for keep.
+func (m *Manager) withoutJustRetired(bundle []byte, mark string, keep *x509.Certificate, now time.Time) []byte {
+	f := strings.Fields(mark)
+	if len(f) < 2 {
+		return bundle
+	}
+	at, ok := parseStamp(f[0])
+	if !ok || now.Sub(at) >= m.o.Propagation {
+		return bundle
+	}
+	cs, _ := ParseCerts(bundle)
+	var out []byte
+	for _, c := range cs {
+		if (keep != nil && c.Equal(keep)) || !slices.Contains(f[1:], fingerprint(c)) {
+			out = append(out, pemCert(c.Raw)...)
+		}
+	}
+	return out
+}
+
+func fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
 }

@@ -58,12 +58,11 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // Two replicas retire the old CA at about the same moment, and one is held
-// between its two writes (the caBundle and the Secret, in whichever order
-// it makes them). The other reads the Secret, then the caBundle, and must
-// not bring the old CA back into either for another RetireAfter: not when
-// it reads the new Secret and the old bundle, and not when its clock is
-// behind (retirement not yet due for it) and it reads the old Secret and the
-// new bundle.
+// between its two writes: the Secret written, the caBundle not yet patched.
+// The other reads that Secret, then the bundle that still holds the old CA,
+// and must not keep it there, as a CA a replica may serve, for another
+// RetireAfter: whether retirement is due for it too, or its clock is behind
+// and it is not.
 func TestControlPlaneSelfManagedRetiredCAStaysRetiredWhenReplicasRace(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
