@@ -56,8 +56,12 @@ func newKey() (*ecdsa.PrivateKey, []byte, error) {
 	return key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-// issue signs tmpl (given a fresh key, serial and validity from now, less a
-// minute for clock skew) with parent and parentKey; a nil parent self-signs.
+// clockSkew is how far replicas' clocks may differ: certificates are valid
+// from that long before they were made.
+const clockSkew = time.Minute
+
+// issue signs tmpl (given a fresh key, serial and validity from now, less
+// clockSkew) with parent and parentKey; a nil parent self-signs.
 func issue(tmpl, parent *x509.Certificate, parentKey crypto.Signer, now time.Time, validity time.Duration) (KeyPair, error) {
 	key, keyPEM, err := newKey()
 	if err != nil {
@@ -66,7 +70,7 @@ func issue(tmpl, parent *x509.Certificate, parentKey crypto.Signer, now time.Tim
 	if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)); err != nil {
 		return KeyPair{}, fmt.Errorf("making a serial number: %w", err)
 	}
-	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Minute), now.Add(validity)
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-clockSkew), now.Add(validity)
 	if parent == nil {
 		parent, parentKey = tmpl, key
 	}

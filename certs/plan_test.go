@@ -157,6 +157,21 @@ func TestPlan(t *testing.T) {
 					t.Error("the retired CA is back in the caBundle")
 				}
 			}},
+		{"a mark further ahead than clock skew is ignored",
+			stored{signer: ca1, bundle: joinBundles(now, ca1.CertPEM), leaf: leaf1, retired: retiredMark([]*x509.Certificate{ca0Cert}, now.Add(6*time.Hour))},
+			liveBundle{both}, leaf1, func(t *testing.T, d decision) {
+				if !bytes.Equal(d.bundle, both) {
+					t.Error("a mark dated hours ahead dropped a CA the API server trusts")
+				}
+			}},
+		{"a mark never drops the CA of the leaf this replica serves",
+			// A Secret written with another CA and a mark naming the served one.
+			stored{signer: ca1, bundle: joinBundles(now, ca1.CertPEM), leaf: leaf1, retired: retiredMark([]*x509.Certificate{ca0Cert}, now)},
+			liveBundle{ca0.CertPEM}, leaf0, func(t *testing.T, d decision) {
+				if !has(d.bundle, ca0Cert) || !bytes.Equal(d.leaf.CertPEM, leaf0.CertPEM) {
+					t.Error("the served leaf's CA left the caBundle, or the replica moved to a leaf the API server does not trust")
+				}
+			}},
 		{"a retired CA that comes back later stays, as any CA the caBundle gains",
 			// As when a rollback to the previous chart restores its CA, which its replicas serve.
 			stored{signer: ca1, bundle: joinBundles(now, ca1.CertPEM), leaf: leaf1, retired: retiredMark([]*x509.Certificate{ca0Cert}, now.Add(-time.Hour))},

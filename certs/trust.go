@@ -24,9 +24,10 @@ const (
 	// after that time a replica that finds one of them in the bundle (put
 	// back by a replica that read the bundle before it was patched, or
 	// planned from an older Secret with a clock behind) takes it out again
-	// rather than keep it as a CA a replica may serve. Later, such a CA is
-	// kept: it came back some other way (a rollback to the previous chart
-	// restores that release's CA, and its replicas serve it).
+	// rather than keep it as a CA a replica may serve, unless its own
+	// leaf or the Secret's is of that CA. Later, such a CA is kept: it came
+	// back some other way (a rollback to the previous chart restores that
+	// release's CA, and its replicas serve it).
 	AnnotationRetired = "guardchain.dev/ca-retired"
 )
 
@@ -74,21 +75,23 @@ func retiredMark(cas []*x509.Certificate, t time.Time) string {
 }
 
 // withoutJustRetired is bundle less the CAs mark retired less than
-// Propagation before now (a clock behind the retiring replica's counts as
-// less), but for keep.
-func (m *Manager) withoutJustRetired(bundle []byte, mark string, keep *x509.Certificate, now time.Time) []byte {
+// Propagation before now, but for those in keep. A mark up to clockSkew
+// ahead of now counts (the retiring replica's clock is ahead); one further
+// ahead, or unreadable, is ignored.
+func (m *Manager) withoutJustRetired(bundle []byte, mark string, keep []*x509.Certificate, now time.Time) []byte {
 	f := strings.Fields(mark)
 	if len(f) < 2 {
 		return bundle
 	}
 	at, ok := parseStamp(f[0])
-	if !ok || now.Sub(at) >= m.o.Propagation {
+	if since := now.Sub(at); !ok || since >= m.o.Propagation || since < -clockSkew {
 		return bundle
 	}
 	cs, _ := ParseCerts(bundle)
 	var out []byte
 	for _, c := range cs {
-		if (keep != nil && c.Equal(keep)) || !slices.Contains(f[1:], fingerprint(c)) {
+		kept := slices.ContainsFunc(keep, func(k *x509.Certificate) bool { return k != nil && k.Equal(c) })
+		if kept || !slices.Contains(f[1:], fingerprint(c)) {
 			out = append(out, pemCert(c.Raw)...)
 		}
 	}
