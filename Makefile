@@ -45,7 +45,7 @@ test-integration: ## the webhook and chart through a real etcd + kube-apiserver 
 	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver kube-controller-manager etcd kubectl helm) $(GO) test -race -count=1 ./webhook/controlplane/...
 
 test-integration-floor: ## the same tests against the oldest release guardchain supports (deploy/tools/kube-floor)
-	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh --floor kube-apiserver etcd helm) GUARDCHAIN_KUBE_RELEASE=floor \
+	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh --floor kube-apiserver kube-controller-manager etcd helm) GUARDCHAIN_KUBE_RELEASE=floor \
 	  $(GO) test -race -count=1 ./webhook/controlplane/...
 
 test-integration-bench: ## admission latency through the real API server, with and without guardchain

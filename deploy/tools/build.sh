@@ -9,7 +9,8 @@
 #   default:    kube-apiserver etcd kubectl
 #   --floor:    the oldest Kubernetes release guardchain supports (kube-floor,
 #               etcd-floor) instead of the newest (kube, etcd), in its own bin
-#               directory: kube-apiserver etcd helm only (helm is the same build)
+#               directory: kube-apiserver kube-controller-manager etcd helm only
+#               (helm is the same build)
 #   env: GUARDCHAIN_TOOLS_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/guardchain-tools)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,11 +37,11 @@ kube=() want_etcd=0 want_helm=0 want_containerd=0
 for c in "$@"; do
   if [ -x "$bin/$c" ]; then continue; fi
   case $floor:$c in
-    0:kube-apiserver|0:kube-controller-manager|0:kube-scheduler|0:kubelet|0:kubectl|1:kube-apiserver) kube+=("k8s.io/kubernetes/cmd/$c") ;;
+    0:kube-apiserver|0:kube-controller-manager|0:kube-scheduler|0:kubelet|0:kubectl|1:kube-apiserver|1:kube-controller-manager) kube+=("k8s.io/kubernetes/cmd/$c") ;;
     *:etcd) want_etcd=1 ;;
     *:helm) want_helm=1 ;;
     0:containerd) want_containerd=1 ;;
-    1:*) log "--floor builds kube-apiserver, etcd and helm, not '$c'"; exit 2 ;;
+    1:*) log "--floor builds kube-apiserver, kube-controller-manager, etcd and helm, not '$c'"; exit 2 ;;
     *) log "unknown component '$c' (kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd helm containerd)"; exit 2 ;;
   esac
 done
