@@ -64,11 +64,10 @@ func (m *Manager) plan(cur stored, live liveBundle, served KeyPair) (decision, e
 	// But not a CA the Secret retired moments ago: no replica serves its
 	// leaves, and the bundle still holds it only because a replica read it
 	// before the retiring one patched it, or planned from an older Secret
-	// with a clock behind.
-	// Whoever wrote the mark, the CAs of the leaves served here and in the
-	// Secret stay.
-	keep := []*x509.Certificate{signer, issuerOf(st.leaf, st.bundle), issuerOf(served, live.all())}
-	st.bundle = joinBundles(now, st.signer.CertPEM, st.bundle, m.withoutJustRetired(live.all(), st.retired, keep, now))
+	// with a clock behind. The signer and the Secret's leaf's CA are in
+	// st.bundle; the CA of the leaf served here stays whoever wrote the mark.
+	st.bundle = joinBundles(now, st.signer.CertPEM, st.bundle,
+		m.withoutJustRetired(live.all(), st.retired, issuerOf(served, live.all()), now))
 	if added := newCAs(retiring(cur.bundle, curSigner), retiring(st.bundle, signer)); len(added) > 0 {
 		m.o.Log.Info("keeping CAs in the caBundle while replicas may serve their leaves", "cas", serials(added),
 			"retireAfter", m.o.RetireAfter.String())

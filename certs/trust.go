@@ -75,10 +75,10 @@ func retiredMark(cas []*x509.Certificate, t time.Time) string {
 }
 
 // withoutJustRetired is bundle less the CAs mark retired less than
-// Propagation before now, but for those in keep. A mark up to clockSkew
-// ahead of now counts (the retiring replica's clock is ahead); one further
-// ahead, or unreadable, is ignored.
-func (m *Manager) withoutJustRetired(bundle []byte, mark string, keep []*x509.Certificate, now time.Time) []byte {
+// Propagation before now, but for keep. A mark up to clockSkew ahead of now
+// counts (the retiring replica's clock is ahead); one further ahead, or
+// unreadable, is ignored.
+func (m *Manager) withoutJustRetired(bundle []byte, mark string, keep *x509.Certificate, now time.Time) []byte {
 	f := strings.Fields(mark)
 	if len(f) < 2 {
 		return bundle
@@ -90,8 +90,7 @@ func (m *Manager) withoutJustRetired(bundle []byte, mark string, keep []*x509.Ce
 	cs, _ := ParseCerts(bundle)
 	var out []byte
 	for _, c := range cs {
-		kept := slices.ContainsFunc(keep, func(k *x509.Certificate) bool { return k != nil && k.Equal(c) })
-		if kept || !slices.Contains(f[1:], fingerprint(c)) {
+		if (keep != nil && keep.Equal(c)) || !slices.Contains(f[1:], fingerprint(c)) {
 			out = append(out, pemCert(c.Raw)...)
 		}
 	}
