@@ -148,10 +148,12 @@ func Default() Config {
 				corev1.ResourceMemory:           resource.MustParse("16Mi"),
 				corev1.ResourceEphemeralStorage: resource.MustParse("1Mi"),
 			},
+			// No ephemeral-storage limit: where the pod's containers set
+			// none, the kubelet takes an init container's as the whole pod's
+			// and evicts the sandbox once /tmp (an emptyDir) passes it.
 			Limits: corev1.ResourceList{
-				corev1.ResourceCPU:              resource.MustParse("100m"),
-				corev1.ResourceMemory:           resource.MustParse("32Mi"),
-				corev1.ResourceEphemeralStorage: resource.MustParse("8Mi"),
+				corev1.ResourceCPU:    resource.MustParse("100m"),
+				corev1.ResourceMemory: resource.MustParse("32Mi"),
 			},
 		},
 		Ownership:        initguards.DefaultOwnership,

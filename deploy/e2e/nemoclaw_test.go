@@ -180,7 +180,10 @@ func (e *env) testNemoClaw(t *testing.T) {
 	t.Run("a sandbox that fills /tmp's caches past 64Mi is not evicted", func(t *testing.T) {
 		// What an npm install does to npm_config_cache in /tmp. A /tmp capped
 		// at 64Mi (the old default) gets the pod evicted at the kubelet's next
-		// local-storage check (every 10 s).
+		// local-storage check (every 10 s, on usage measured every 5 s here);
+		// so does an ephemeral-storage limit on guardchain's init container
+		// (8Mi, the old default), which the kubelet takes as the whole pod's
+		// when the sandbox's containers set none.
 		// The Ready one: the pod the last recreate deleted may still be
 		// listed, in a terminal phase (the kubelet sets it before removal).
 		p := e.waitAppPod(t, nemoclawApp, "")

@@ -104,6 +104,9 @@ imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 syncFrequency: 10s
 fileCheckFrequency: 10s
+# emptyDir usage measured every 5 s (default 1m): a pod past its local-storage
+# limit is evicted within the e2e suite's wait, not a minute later.
+volumeStatsAggPeriod: 5s
 YAML
 }
 
