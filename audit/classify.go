@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/guardchain/guardchain/initguards"
 	"github.com/guardchain/guardchain/webhook"
 )
 
@@ -36,10 +37,12 @@ type Reference struct {
 	Version, Chain    string
 }
 
-// Targeted reports whether the webhook would treat p as a sandbox: it has a
-// container (or native sidecar) it targets, and can land on Linux.
+// Targeted reports whether the webhook would treat p as a sandbox: it
+// carries OpenShell's marks, has a container (or native sidecar) it
+// targets, and can land on Linux. The registration and the backstop select
+// the same pods.
 func (r Reference) Targeted(p *corev1.Pod) bool {
-	if webhook.WindowsOnly(&p.Spec) != "" {
+	if !webhook.IsSandbox(&p.ObjectMeta) || webhook.WindowsOnly(&p.Spec) != "" {
 		return false
 	}
 	for _, c := range append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...) {
@@ -101,7 +104,22 @@ func Classify(p *corev1.Pod, r Reference) (State, string) {
 	case c != r.Chain:
 		return Stale, fmt.Sprintf("chain %s, current %s: restart to update", short(c), short(r.Chain))
 	}
-	return Guarded, ""
+	// Guarded; an auto source that staged the embedded chain says why.
+	return Guarded, fallback(p)
+}
+
+// fallback is why guardchain-init staged the embedded chain where the pod
+// asked for the image's, from its termination message, or "".
+func fallback(p *corev1.Pod) string {
+	for _, s := range p.Status.InitContainerStatuses {
+		if s.Name != webhook.InitContainerName || s.State.Terminated == nil {
+			continue
+		}
+		if rep, ok := initguards.ParseReport(s.State.Terminated.Message); ok && rep.Fallback != "" {
+			return rep.Fallback
+		}
+	}
+	return ""
 }
 
 // unmounted names a target container that does not mount at /tmp the
@@ -154,6 +172,11 @@ func notCompleted(s corev1.ContainerStatus) string {
 }
 
 func exited(t *corev1.ContainerStateTerminated) string {
+	// initguards reports why it failed (untrusted preloads, a missing
+	// guard, a failed write, bad input) as JSON.
+	if rep, ok := initguards.ParseReport(t.Message); ok && rep.Reason != "" {
+		return fmt.Sprintf("exited %d: %s: %s", t.ExitCode, rep.Reason, rep.Error)
+	}
 	msg := strings.TrimSpace(t.Message)
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = msg[:i]

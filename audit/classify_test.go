@@ -41,6 +41,12 @@ func TestClassify(t *testing.T) {
 		{"older release", injected(func(p *corev1.Pod) { p.Annotations[webhook.AnnotationVersion] = "v0" }), Stale, "injected by v0, current v1"},
 		{"other chain", injected(func(p *corev1.Pod) { p.Annotations[webhook.AnnotationChain] = "def" }), Stale, "chain def, current abc"},
 		{"no annotations at all", injected(func(p *corev1.Pod) { p.Annotations = nil }), Stale, "injected by no release"},
+		{"init failed, with initguards' report", injected(initStatus(corev1.ContainerStatus{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1,
+			Message: `{"ownership":"uid:1000:1000","reason":"untrusted-preloads","error":"/usr/local/lib/nemoclaw/preloads/x.js: is a symlink; not trusted"}` + "\n"}}})),
+			Failed, "guardchain-init exited 1: untrusted-preloads: /usr/local/lib/nemoclaw/preloads/x.js: is a symlink; not trusted"},
+		{"auto fell back to the embedded chain", injected(initStatus(corev1.ContainerStatus{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0,
+			Message: `{"sha256":"abc","source":"embedded","ownership":"uid:998:998","count":7,"fallback":"the image has no preloads in /usr/local/lib/nemoclaw/preloads; staged the embedded chain"}`}}})),
+			Guarded, "the image has no preloads in /usr/local/lib/nemoclaw/preloads"},
 		{"init failed", injected(initStatus(corev1.ContainerStatus{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Message: "initguards: emit: x: boom\nmore"}}})), Failed, "guardchain-init exited 1: initguards: emit: x: boom"},
 		{"init crash-looping", injected(initStatus(corev1.ContainerStatus{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
 			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2, Reason: "Error"}}})), Failed, "guardchain-init exited 2: Error"},
@@ -68,10 +74,11 @@ func TestClassify(t *testing.T) {
 
 func TestTargeted(t *testing.T) {
 	ref := Reference{Containers: []string{"agent"}, AnnotationTargets: true}
+	mark := map[string]string{webhook.SandboxIDAnnotation: "id"}
 	pod := func(ann string, cs ...corev1.Container) *corev1.Pod {
-		p := &corev1.Pod{Spec: corev1.PodSpec{Containers: cs}}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{webhook.SandboxIDAnnotation: "id"}}, Spec: corev1.PodSpec{Containers: cs}}
 		if ann != "" {
-			p.Annotations = map[string]string{webhook.AnnotationContainers: ann}
+			p.Annotations[webhook.AnnotationContainers] = ann
 		}
 		return p
 	}
@@ -83,13 +90,16 @@ func TestTargeted(t *testing.T) {
 		want bool
 	}{
 		{"agent", pod("", corev1.Container{Name: "agent"}), ref, true},
+		{"not a sandbox", &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent"}}}}, ref, false},
+		{"a sandbox by agent-sandbox's label", &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{webhook.SandboxNameHashLabel: "h"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent"}}}}, ref, true},
 		{"other", pod("", corev1.Container{Name: "web"}), ref, false},
 		{"by annotation", pod("web, x", corev1.Container{Name: "web"}), ref, true},
 		{"annotation adds to config", pod("web", corev1.Container{Name: "agent"}), ref, true},
 		{"annotation cannot opt out", pod("not-here", corev1.Container{Name: "agent"}), ref, true},
 		{"annotation not allowed", pod("web", corev1.Container{Name: "web"}), Reference{Containers: []string{"agent"}}, false},
-		{"windows only", &corev1.Pod{Spec: corev1.PodSpec{NodeSelector: map[string]string{"kubernetes.io/os": "windows"}, Containers: []corev1.Container{{Name: "agent"}}}}, ref, false},
-		{"native sidecar", &corev1.Pod{Spec: corev1.PodSpec{InitContainers: []corev1.Container{sidecar}, Containers: []corev1.Container{{Name: "x"}}}}, ref, true},
+		{"windows only", &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: mark}, Spec: corev1.PodSpec{NodeSelector: map[string]string{"kubernetes.io/os": "windows"}, Containers: []corev1.Container{{Name: "agent"}}}}, ref, false},
+		{"native sidecar", &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: mark}, Spec: corev1.PodSpec{InitContainers: []corev1.Container{sidecar}, Containers: []corev1.Container{{Name: "x"}}}}, ref, true},
 	} {
 		if got := tt.ref.Targeted(tt.pod); got != tt.want {
 			t.Errorf("%s: Targeted = %v, want %v", tt.name, got, tt.want)

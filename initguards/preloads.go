@@ -18,6 +18,15 @@ import (
 // mode then stages the embedded chain).
 var ErrNoPreloads = errors.New("no packaged preload directory")
 
+// ErrUntrusted marks a packaged preload (or its directory) that NemoClaw
+// itself would not trust: a broken or tampered image, which no source falls
+// back from.
+var ErrUntrusted = errors.New("not trusted")
+
+// ErrMissingGuard says a chain lacks a guard that NODE_OPTIONS will name:
+// Node would stop at the missing file.
+var ErrMissingGuard = errors.New("required guard missing")
+
 // ReadPreloads reads an image's packaged preloads (every *.js in dir) and
 // trusts them only as NemoClaw's restore script does: the directory and each
 // file regular (no symlink), owned by uid 0 and not group- or
@@ -32,7 +41,7 @@ func ReadPreloads(dir string) ([]guards.Preload, error) {
 	case errors.Is(err, unix.ENOENT):
 		return nil, fmt.Errorf("%s: %w", dir, ErrNoPreloads)
 	case errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENOTDIR):
-		return nil, fmt.Errorf("%s: not a directory (or a symlink); not trusted", dir)
+		return nil, fmt.Errorf("%s: not a directory (or a symlink); %w", dir, ErrUntrusted)
 	case err != nil:
 		return nil, fmt.Errorf("%s: opening preload directory: %w", dir, err)
 	}
@@ -66,7 +75,7 @@ func ReadPreloads(dir string) ([]guards.Preload, error) {
 func readTrusted(dirfd int, path, name string) ([]byte, error) {
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ELOOP) {
-		return nil, fmt.Errorf("%s: is a symlink; not trusted", path)
+		return nil, fmt.Errorf("%s: is a symlink; %w", path, ErrUntrusted)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: opening: %w", path, err)
@@ -95,33 +104,70 @@ func trusted(fd int, path string, kind uint32) error {
 	}
 	switch {
 	case st.Mode&unix.S_IFMT != kind:
-		return fmt.Errorf("%s: is not a %s; not trusted", path, map[uint32]string{unix.S_IFDIR: "directory", unix.S_IFREG: "regular file"}[kind])
+		return fmt.Errorf("%s: is not a %s; %w", path, map[uint32]string{unix.S_IFDIR: "directory", unix.S_IFREG: "regular file"}[kind], ErrUntrusted)
 	case st.Uid != 0:
-		return fmt.Errorf("%s: owned by uid %d, not 0; not trusted", path, st.Uid)
+		return fmt.Errorf("%s: owned by uid %d, not 0; %w", path, st.Uid, ErrUntrusted)
 	case st.Mode&0o022 != 0:
-		return fmt.Errorf("%s: mode %04o is group- or other-writable; not trusted", path, st.Mode&0o7777)
+		return fmt.Errorf("%s: mode %04o is group- or other-writable; %w", path, st.Mode&0o7777, ErrUntrusted)
 	}
 	return nil
 }
 
-// LoadChain is the chain a source names: "embedded" (built in), "image" (the
-// preloads packaged in dir) or "auto" (the image's when dir exists, the
-// embedded chain otherwise).
-func LoadChain(source, dir string) (guards.Chain, error) {
+// LoadChain is the chain a source names, "embedded" (built in), "image" (the
+// preloads packaged in dir) or "auto", holding every guard in required (the
+// guards NODE_OPTIONS will name: Node stops at a missing one).
+//
+// A sandbox pod with restartPolicy Never does not retry a failed init
+// container, so auto falls back where that is safe and says why in
+// fallback: an image with no preloads in dir, or whose preloads lack a
+// required guard, gets the whole embedded chain (never a mix). An untrusted
+// preload fails under every source: it is a broken or tampered image, and a
+// chain staged past it would hide that.
+func LoadChain(source, dir string, required []string) (chain guards.Chain, fallback string, err error) {
+	embedded := func(why string) (guards.Chain, string, error) {
+		c := guards.Default()
+		if id := missing(c, required); id != "" {
+			return c, "", fmt.Errorf("%w: %q is not among the embedded guards (%s)", ErrMissingGuard, id, strings.Join(c.IDs(), ", "))
+		}
+		return c, why, nil
+	}
 	switch source {
 	case SourceEmbedded:
-		return guards.Default(), nil
+		return embedded("")
 	case SourceImage, SourceAuto:
 		ps, err := ReadPreloads(dir)
+		if err == nil && len(ps) == 0 {
+			err = fmt.Errorf("%s: %w (no *.js in it)", dir, ErrNoPreloads)
+		}
 		if source == SourceAuto && errors.Is(err, ErrNoPreloads) {
-			return guards.Default(), nil
+			return embedded(fmt.Sprintf("the image has no preloads in %s; staged the embedded chain", dir))
 		}
 		if err != nil {
-			return guards.Chain{}, err
+			return guards.Chain{}, "", err
 		}
-		return guards.FromPreloads(dir, ps)
+		c, err := guards.FromPreloads(dir, ps)
+		if err != nil {
+			return guards.Chain{}, "", err
+		}
+		if id := missing(c, required); id != "" {
+			if source == SourceAuto {
+				return embedded(fmt.Sprintf("the image's preloads in %s lack required guard %q; staged the embedded chain", dir, id))
+			}
+			return c, "", fmt.Errorf("%w: %q is not among the preloads in %s (it has: %s)", ErrMissingGuard, id, dir, strings.Join(c.IDs(), ", "))
+		}
+		return c, "", nil
 	}
-	return guards.Chain{}, fmt.Errorf("source %q: want embedded, image or auto", source)
+	return guards.Chain{}, "", fmt.Errorf("source %q: want embedded, image or auto", source)
+}
+
+// missing is the first required guard c lacks, or "".
+func missing(c guards.Chain, required []string) string {
+	for _, id := range required {
+		if _, ok := c.Lookup(id); !ok {
+			return id
+		}
+	}
+	return ""
 }
 
 // The chain sources LoadChain takes.

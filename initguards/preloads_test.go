@@ -1,6 +1,7 @@
 package initguards
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,21 +85,35 @@ func TestRootReadPreloadsTrustsOnlyWhatNemoClawTrusts(t *testing.T) {
 func TestRootLoadChainSources(t *testing.T) {
 	requireRoot(t)
 	dir := packaged(t, map[string]string{"sandbox-safety-net.js": "image bytes"}, nil)
+	empty := packaged(t, map[string]string{"README": "no preloads"}, nil)
 	missing := filepath.Join(dir, "absent")
+	safetyNet := []string{"safety-net"}
+	core := guards.Default().DefaultRequired()
 	for _, tt := range []struct {
-		source, dir, wantSource, wantErr string
+		source, dir  string
+		required     []string
+		wantSource   string
+		wantFallback string
+		wantErr      error
+		wantErrText  string
 	}{
-		{SourceEmbedded, dir, guards.SourceEmbedded, ""},
-		{SourceImage, dir, dir, ""},
-		{SourceAuto, dir, dir, ""},
-		{SourceAuto, missing, guards.SourceEmbedded, ""},
-		{SourceImage, missing, "", "no packaged preload directory"},
-		{"imgae", dir, "", `source "imgae": want embedded, image or auto`},
+		{SourceEmbedded, dir, core, guards.SourceEmbedded, "", nil, ""},
+		{SourceImage, dir, safetyNet, dir, "", nil, ""},
+		{SourceAuto, dir, safetyNet, dir, "", nil, ""},
+		// auto falls back, whole, where the image cannot serve the chain.
+		{SourceAuto, missing, core, guards.SourceEmbedded, "has no preloads in " + missing, nil, ""},
+		{SourceAuto, empty, core, guards.SourceEmbedded, "has no preloads in " + empty, nil, ""},
+		{SourceAuto, dir, core, guards.SourceEmbedded, `lack required guard "http-proxy-fix"`, nil, ""},
+		// image never falls back.
+		{SourceImage, missing, core, "", "", ErrNoPreloads, "no packaged preload directory"},
+		{SourceImage, dir, core, "", "", ErrMissingGuard, `"http-proxy-fix" is not among the preloads in ` + dir},
+		{SourceEmbedded, dir, []string{"telegram-diagnostics"}, "", "", ErrMissingGuard, `"telegram-diagnostics" is not among the embedded guards`},
+		{"imgae", dir, nil, "", "", nil, `source "imgae": want embedded, image or auto`},
 	} {
-		c, err := LoadChain(tt.source, tt.dir)
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("%s %s: err %v, want %q", tt.source, tt.dir, err, tt.wantErr)
+		c, fallback, err := LoadChain(tt.source, tt.dir, tt.required)
+		if tt.wantErrText != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErrText) || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
+				t.Errorf("%s %s: err %v, want %q (%v)", tt.source, tt.dir, err, tt.wantErrText, tt.wantErr)
 			}
 			continue
 		}
@@ -109,6 +124,9 @@ func TestRootLoadChainSources(t *testing.T) {
 		if c.Source != tt.wantSource {
 			t.Errorf("%s %s: chain from %q, want %q", tt.source, tt.dir, c.Source, tt.wantSource)
 		}
+		if (tt.wantFallback == "") != (fallback == "") || !strings.Contains(fallback, tt.wantFallback) {
+			t.Errorf("%s %s: fallback %q, want one saying %q", tt.source, tt.dir, fallback, tt.wantFallback)
+		}
 		if tt.wantSource == dir && string(c.Guards[0].Bytes) != "image bytes" {
 			t.Errorf("%s: staged %q, not the image's bytes", tt.source, c.Guards[0].Bytes)
 		}
@@ -118,8 +136,10 @@ func TestRootLoadChainSources(t *testing.T) {
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadChain(SourceAuto, dir); err == nil || !strings.Contains(err.Error(), "not trusted") {
-		t.Errorf("auto over an untrusted directory: %v", err)
+	for _, source := range []string{SourceAuto, SourceImage} {
+		if _, _, err := LoadChain(source, dir, safetyNet); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "not trusted") {
+			t.Errorf("%s over an untrusted directory: %v", source, err)
+		}
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/guardchain/guardchain/guards"
-	"github.com/guardchain/guardchain/initguards"
 	"github.com/guardchain/guardchain/internal/version"
 )
 
@@ -101,7 +100,8 @@ type Config struct {
 	InitImage       string                      `json:"initImage"`
 	ImagePullPolicy corev1.PullPolicy           `json:"imagePullPolicy"`
 	Resources       corev1.ResourceRequirements `json:"resources"`
-	// Ownership is the initguards policy: root or uid:N[:G].
+	// Ownership is who owns the chain's files: auto (the user that runs the
+	// entrypoint, read from the pod: resolveOwnership), root or uid:N[:G].
 	Ownership string `json:"ownership"`
 	// Writer is who writes the chain: root (uid 0, CHOWN and FOWNER only),
 	// owner (the owning uid, for restricted namespaces) or auto (owner for a
@@ -156,7 +156,7 @@ func Default() Config {
 				corev1.ResourceMemory: resource.MustParse("32Mi"),
 			},
 		},
-		Ownership:        initguards.DefaultOwnership,
+		Ownership:        OwnershipAuto,
 		Writer:           WriterAuto,
 		Source:           SourceAuto,
 		PreloadsDir:      guards.PackagedDir,
@@ -217,7 +217,7 @@ func (c Config) Validate() error {
 			return field("resources", fmt.Errorf("request %s %s exceeds limit %s", name, q.String(), l.String()))
 		}
 	}
-	if _, err := initguards.ParseOwnership(c.Ownership); err != nil {
+	if err := validateOwnership(c.Ownership); err != nil {
 		return field("ownership", err)
 	}
 	if err := c.Writer.validate(); err != nil {

@@ -65,7 +65,7 @@ func TestParseConfig(t *testing.T) {
 // it replaces held without a limit, and a capped emptyDir gets the pod evicted.
 func TestDefaultSuitsStockNemoClawImages(t *testing.T) {
 	d := Default()
-	if d.Ownership != "uid:998:998" || d.Writer != WriterAuto || d.Source != SourceAuto || d.PreloadsDir != "/usr/local/lib/nemoclaw/preloads" {
+	if d.Ownership != OwnershipAuto || d.Writer != WriterAuto || d.Source != SourceAuto || d.PreloadsDir != "/usr/local/lib/nemoclaw/preloads" {
 		t.Errorf("defaults ownership %s, writer %s, source %s, preloadsDir %s", d.Ownership, d.Writer, d.Source, d.PreloadsDir)
 	}
 	if d.Volume.SizeLimit != nil {

@@ -61,9 +61,11 @@ func EnforcementPolicy(cfg Config, o EnforcementOptions) (*admissionregistration
 						Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
 				}}},
 			},
-			// Only pods the webhook would inject: a target container (by
-			// config, or by annotation where config allows it), not Windows.
+			// Only pods the webhook would inject: a sandbox, with a target
+			// container (by config, or by annotation where config allows
+			// it), not Windows.
 			MatchConditions: []admissionregistrationv1.MatchCondition{
+				{Name: "is-sandbox", Expression: SandboxCondition},
 				{Name: "has-target-container", Expression: fmt.Sprintf("object.spec.containers.exists(c, c.name in (%[1]s)) || "+
 					"(has(object.spec.initContainers) && object.spec.initContainers.exists(c, c.name in (%[1]s) && c.name != '%[2]s' && "+
 					"has(c.restartPolicy) && c.restartPolicy == 'Always'))", names, InitContainerName)},

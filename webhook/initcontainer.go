@@ -45,6 +45,8 @@ func (in *injection) initContainers(set podSettings, target *corev1.Container, m
 	env = append(env,
 		corev1.EnvVar{Name: "GUARDCHAIN_DIR", Value: TmpPath},
 		corev1.EnvVar{Name: "GUARDCHAIN_OWNERSHIP", Value: set.ownership},
+		// Why this owner: the termination message repeats it.
+		corev1.EnvVar{Name: "GUARDCHAIN_OWNERSHIP_FROM", Value: set.ownershipFrom},
 		corev1.EnvVar{Name: "GUARDCHAIN_SOURCE", Value: string(set.source)},
 	)
 	if set.source != SourceEmbedded {

@@ -35,7 +35,10 @@ const (
 	// AnnotationInitHash identifies the init containers guardchain rendered
 	// for the pod, so a reinvocation can tell other webhooks' edits (kept)
 	// from a change of settings, target image or release (rendered anew).
-	AnnotationInitHash   = annotationPrefix + "init-hash"
+	AnnotationInitHash = annotationPrefix + "init-hash"
+	// AnnotationOwner records who owns the chain's files and where that came
+	// from ("uid:1000:1000 (env OPENSHELL_SANDBOX_UID of container agent)").
+	AnnotationOwner      = annotationPrefix + "owner"
 	AnnotationContainers = annotationPrefix + string(OverrideContainers)
 	AnnotationProxyHost  = annotationPrefix + string(OverrideProxyHost)
 	AnnotationProxyPort  = annotationPrefix + string(OverrideProxyPort)
@@ -166,9 +169,12 @@ type podSettings struct {
 	named     []string
 	opts      guards.Options
 	ownership string
-	policy    initguards.Policy
-	writer    WriterMode
-	source    SourceMode
+	// ownershipFrom says where ownership came from: config, the pod's
+	// annotation, or (for auto) what resolveOwnership read.
+	ownershipFrom string
+	policy        initguards.Policy
+	writer        WriterMode
+	source        SourceMode
 }
 
 func (in *injection) run() Result {
@@ -190,6 +196,10 @@ func (in *injection) run() Result {
 	if res != nil {
 		return *res
 	}
+	// The owner is who runs the entrypoint in the target whose /tmp the
+	// chain fills.
+	set.ownership, set.ownershipFrom = resolveOwnership(set.ownership, set.ownershipFrom, &in.pod.Spec, containerByName(&in.pod.Spec, from))
+	set.policy, _ = initguards.ParseOwnership(set.ownership)
 	if set.source != SourceEmbedded {
 		if v := volumeByName(&in.pod.Spec, BinVolumeName); v != nil && v.EmptyDir == nil {
 			return in.refuse(ReasonVolumeNameTaken, "the pod already has a volume named %s that is %s, not an emptyDir", BinVolumeName, volumeKind(v))
@@ -219,6 +229,7 @@ func (in *injection) run() Result {
 		{AnnotationStatus, StatusInjected},
 		{AnnotationChain, guards.DefaultSHA256()},
 		{AnnotationChainSource, string(set.source)},
+		{AnnotationOwner, set.ownership + " (" + set.ownershipFrom + ")"},
 		{AnnotationInitHash, hash},
 		{AnnotationVersion, version.Version},
 	}) || changed
@@ -232,7 +243,8 @@ func (in *injection) run() Result {
 // value is an error, never silently ignored: the pod asked for something.
 func (in *injection) settings() (podSettings, error) {
 	cfg := in.cfg
-	set := podSettings{containers: cfg.Containers, opts: cfg.guardOptions(), ownership: cfg.Ownership, writer: cfg.Writer, source: cfg.Source}
+	set := podSettings{containers: cfg.Containers, opts: cfg.guardOptions(), ownership: cfg.Ownership, ownershipFrom: "config",
+		writer: cfg.Writer, source: cfg.Source}
 	ann := in.pod.Annotations
 	var firstErr error
 	fail := func(key, format string, args ...any) {
@@ -282,10 +294,10 @@ func (in *injection) settings() (podSettings, error) {
 			}
 			set.opts.ProxyPort = p
 		case OverrideOwnership:
-			if _, err := initguards.ParseOwnership(v); err != nil {
+			if err := validateOwnership(v); err != nil {
 				fail(key, "%v", err)
 			}
-			set.ownership = v
+			set.ownership, set.ownershipFrom = v, "annotation "+key
 		case OverrideRequire:
 			ids := splitList(v)
 			if v == "none" {
@@ -307,7 +319,6 @@ func (in *injection) settings() (podSettings, error) {
 			set.writer = WriterMode(v)
 		}
 	}
-	set.policy, _ = initguards.ParseOwnership(set.ownership)
 	if set.writer == WriterAuto {
 		set.writer = WriterRoot
 		if runsNonRoot(&in.pod.Spec) {

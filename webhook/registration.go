@@ -17,7 +17,9 @@ type RegistrationOptions struct {
 	Name string
 	// ClientConfig reaches the webhook (the chart's Service; a URL in tests).
 	ClientConfig admissionregistrationv1.WebhookClientConfig
-	// Namespaces are the selected namespaces.
+	// Namespaces narrow the selection to these namespaces; empty: every
+	// namespace but kube-system and ReleaseNamespace, wherever OpenShell puts
+	// its sandboxes (one per workspace in managed mode).
 	Namespaces []string
 	// ReleaseNamespace is where guardchain runs; never selected, nor is
 	// kube-system, so guardchain can never block its own recovery.
@@ -37,10 +39,13 @@ func MutatingWebhookConfiguration(cfg Config, o RegistrationOptions) *admissionr
 	if o.TimeoutSeconds == 0 {
 		o.TimeoutSeconds = 10
 	}
-	nsSel := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-		{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: o.Namespaces},
-		{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: neverSelected(o.ReleaseNamespace)},
-	}}
+	nsSel := &metav1.LabelSelector{}
+	if len(o.Namespaces) > 0 {
+		nsSel.MatchExpressions = append(nsSel.MatchExpressions, metav1.LabelSelectorRequirement{
+			Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: o.Namespaces})
+	}
+	nsSel.MatchExpressions = append(nsSel.MatchExpressions, metav1.LabelSelectorRequirement{
+		Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: neverSelected(o.ReleaseNamespace)})
 	if cfg.NamespaceOptOutLabel != "" {
 		nsSel.MatchExpressions = append(nsSel.MatchExpressions, metav1.LabelSelectorRequirement{
 			Key: cfg.NamespaceOptOutLabel, Operator: metav1.LabelSelectorOpNotIn, Values: []string{"disabled"}})
@@ -70,10 +75,12 @@ func MutatingWebhookConfiguration(cfg Config, o RegistrationOptions) *admissionr
 					Scope: ptr.To(admissionregistrationv1.NamespacedScope),
 				},
 			}},
-			MatchConditions: []admissionregistrationv1.MatchCondition{{
-				Name:       "has-target-container",
-				Expression: TargetCondition(cfg.Containers),
-			}},
+			// Only sandboxes reach the webhook: an outage of it (failurePolicy
+			// Fail) refuses sandbox pods and no other pod of the cluster.
+			MatchConditions: []admissionregistrationv1.MatchCondition{
+				{Name: "is-sandbox", Expression: SandboxCondition},
+				{Name: "has-target-container", Expression: TargetCondition(cfg.Containers)},
+			},
 		}},
 	}
 }
@@ -84,6 +91,27 @@ func neverSelected(release string) []string {
 		out = append(out, release)
 	}
 	return out
+}
+
+// What OpenShell puts on every sandbox pod: its driver annotates the pod
+// template with the sandbox's id, and the agent-sandbox controller labels
+// every pod it makes (warm pool pods too, made before any OpenShell
+// annotation could exist) with the Sandbox's name hash.
+const (
+	SandboxIDAnnotation  = "openshell.io/sandbox-id"
+	SandboxNameHashLabel = "agents.x-k8s.io/sandbox-name-hash"
+)
+
+// SandboxCondition is the CEL match condition that picks sandbox pods by
+// those marks, in any namespace the namespace selector lets through.
+const SandboxCondition = "(has(object.metadata.annotations) && '" + SandboxIDAnnotation + "' in object.metadata.annotations) || " +
+	"(has(object.metadata.labels) && '" + SandboxNameHashLabel + "' in object.metadata.labels)"
+
+// IsSandbox is SandboxCondition in Go, for the audit and offline checks.
+func IsSandbox(meta *metav1.ObjectMeta) bool {
+	_, a := meta.Annotations[SandboxIDAnnotation]
+	_, l := meta.Labels[SandboxNameHashLabel]
+	return a || l
 }
 
 // TargetCondition is the CEL match condition: the pod has a container (or

@@ -68,7 +68,7 @@ func TestE2EAudit(t *testing.T) {
 	p := e.plainPod("", nil)
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "audit-sandbox"},
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(2)), Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: p.Spec}}}
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: p.Annotations}, Spec: p.Spec}}}
 	if _, err := e.cs.AppsV1().Deployments(auditNS).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

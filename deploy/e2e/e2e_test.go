@@ -219,14 +219,25 @@ func TestE2E(t *testing.T) {
 
 	e.testNemoClaw(t)
 
-	t.Run("a pod outside the selector is untouched", func(t *testing.T) {
-		p := e.plainPod("outside", nil)
+	t.Run("a pod that is not a sandbox is untouched", func(t *testing.T) {
+		p := e.plainPod("outside", notSandbox)
 		got, err := e.cs.CoreV1().Pods(otherNS).Create(ctx, p, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(got.Spec.InitContainers) != 0 || got.Annotations[webhook.AnnotationStatus] != "" {
 			t.Errorf("pod outside the selector was changed: %v %v", got.Annotations, got.Spec.InitContainers)
+		}
+	})
+
+	t.Run("a sandbox in any other namespace is injected", func(t *testing.T) {
+		p := e.plainPod("elsewhere", nil)
+		got, err := e.cs.CoreV1().Pods(otherNS).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Annotations[webhook.AnnotationStatus] != webhook.StatusInjected || !webhook.WritesChainFirst(&got.Spec) {
+			t.Errorf("sandbox pod in %s was not injected: %v", otherNS, got.Annotations)
 		}
 	})
 
@@ -343,7 +354,8 @@ func (e *env) sandboxDeployment() *appsv1.Deployment {
 			Replicas: ptr.To(int32(1)),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{webhook.AnnotationContainers: "agent,attacker,checker"}},
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{webhook.AnnotationContainers: "agent,attacker,checker",
+					webhook.SandboxIDAnnotation: "6f1c2a9e-3b7d-4c1e-9a55-0d2e8f4b7a10"}},
 				Spec: corev1.PodSpec{
 					TerminationGracePeriodSeconds: ptr.To(int64(1)),
 					Containers: []corev1.Container{
@@ -367,9 +379,21 @@ func (e *env) sandboxDeployment() *appsv1.Deployment {
 	}
 }
 
+// sandboxMarks are what OpenShell puts on every sandbox pod; the webhook
+// selects by them.
+func sandboxMarks() map[string]string {
+	return map[string]string{webhook.SandboxIDAnnotation: "6f1c2a9e-3b7d-4c1e-9a55-0d2e8f4b7a10"}
+}
+
+// notSandbox drops the marks: a pod that only looks like a sandbox.
+func notSandbox(p *corev1.Pod) {
+	delete(p.Annotations, webhook.SandboxIDAnnotation)
+	delete(p.Labels, webhook.SandboxNameHashLabel)
+}
+
 func (e *env) plainPod(name string, mod func(*corev1.Pod)) *corev1.Pod {
 	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, GenerateName: "e2e-"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, GenerateName: "e2e-", Annotations: sandboxMarks()},
 		Spec: corev1.PodSpec{TerminationGracePeriodSeconds: ptr.To(int64(1)),
 			Containers: []corev1.Container{{Name: "agent", Image: e.image("node-sandbox"), ImagePullPolicy: e.pull, Command: []string{"/bin/sleep", "100000"}}}},
 	}
@@ -455,7 +479,9 @@ func TestE2EReadyOverhead(t *testing.T) {
 			pod := e.nemoclawPod(func(p *corev1.Pod) {
 				p.Spec.Containers[0].Command = []string{"/bin/sleep", "100000"}
 				if source != "" {
-					p.Annotations = map[string]string{webhook.AnnotationSource: source}
+					p.Annotations[webhook.AnnotationSource] = source
+				} else {
+					notSandbox(p)
 				}
 			})
 			start := time.Now()
@@ -473,7 +499,7 @@ func TestE2EReadyOverhead(t *testing.T) {
 		slices.Sort(took)
 		return took
 	}
-	plain := measure(otherNS, "")
+	plain := measure(otherNS, "") // not a sandbox: never reaches the webhook
 	embedded := measure(sandboxNS, "embedded")
 	image := measure(sandboxNS, "auto")
 	med := func(d []time.Duration) time.Duration { return d[len(d)/2] }

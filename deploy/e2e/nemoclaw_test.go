@@ -33,7 +33,7 @@ var nemoclawCore = []string{"sandbox-safety-net", "http-proxy-fix", "nemotron-in
 // changes them.
 func (e *env) nemoclawPod(mod func(*corev1.Pod)) *corev1.Pod {
 	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-nemoclaw-", Labels: map[string]string{"app": nemoclawApp}},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-nemoclaw-", Labels: map[string]string{"app": nemoclawApp}, Annotations: sandboxMarks()},
 		Spec: corev1.PodSpec{TerminationGracePeriodSeconds: ptr.To(int64(1)),
 			Containers: []corev1.Container{{Name: "agent", Image: e.image("nemoclaw-sandbox"), ImagePullPolicy: e.pull,
 				Env: []corev1.EnvVar{{Name: "OPENSHELL_SANDBOX", Value: "e2e-nemoclaw"}, {Name: "NODE_USE_ENV_PROXY", Value: "1"}}}}},
@@ -50,7 +50,7 @@ func (e *env) nemoclawDeployment() *appsv1.Deployment {
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: nemoclawApp},
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(1)), Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: p.Spec}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: p.Annotations}, Spec: p.Spec}},
 	}
 }
 
@@ -201,7 +201,7 @@ func (e *env) testNemoClaw(t *testing.T) {
 
 	t.Run("a root-runtime NemoClaw sandbox with ownership root starts", func(t *testing.T) {
 		p, err := e.cs.CoreV1().Pods(sandboxNS).Create(ctx, e.nemoclawPod(func(p *corev1.Pod) {
-			p.Annotations = map[string]string{webhook.AnnotationOwnership: "root"}
+			p.Annotations[webhook.AnnotationOwnership] = "root"
 			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: ptr.To(int64(0)), RunAsGroup: ptr.To(int64(0))}
 		}), metav1.CreateOptions{})
 		if err != nil {
@@ -216,7 +216,7 @@ func (e *env) testNemoClaw(t *testing.T) {
 
 	t.Run("control: ownership root makes the uid-998 entrypoint fail", func(t *testing.T) {
 		p, err := e.cs.CoreV1().Pods(sandboxNS).Create(ctx, e.nemoclawPod(func(p *corev1.Pod) {
-			p.Annotations = map[string]string{webhook.AnnotationOwnership: "root"}
+			p.Annotations[webhook.AnnotationOwnership] = "root"
 			p.Spec.RestartPolicy = corev1.RestartPolicyNever
 		}), metav1.CreateOptions{})
 		if err != nil {

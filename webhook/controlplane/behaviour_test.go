@@ -19,11 +19,22 @@ import (
 	"github.com/guardchain/guardchain/webhook"
 )
 
+// agentPod is a sandbox pod: OpenShell's annotation and a container agent.
 func agentPod(name string) *corev1.Pod {
-	return &corev1.Pod{
+	return sandbox(&corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "node:22-slim"}}},
+	})
+}
+
+// sandbox marks p as OpenShell marks every sandbox pod, so the webhook and
+// the backstop select it.
+func sandbox(p *corev1.Pod) *corev1.Pod {
+	if p.Annotations == nil {
+		p.Annotations = map[string]string{}
 	}
+	p.Annotations[webhook.SandboxIDAnnotation] = "6f1c2a9e-3b7d-4c1e-9a55-0d2e8f4b7a10"
+	return p
 }
 
 func injected(p *corev1.Pod) bool {
@@ -65,11 +76,16 @@ func TestControlPlaneSelection(t *testing.T) {
 		injected bool
 	}{
 		{"selected namespace", sel, agentPod("a"), true},
-		{"no target container", sel, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx"}}}}, false},
-		{"targets by annotation", sel, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "ann",
+		{"a sandbox by agent-sandbox's label", sel, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "labelled",
+			Labels: map[string]string{webhook.SandboxNameHashLabel: "5d1c0a7e"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "node:22-slim"}}}}, true},
+		{"not a sandbox", sel, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "unmarked"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "node:22-slim"}}}}, false},
+		{"no target container", sel, sandbox(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx"}}}}), false},
+		{"targets by annotation", sel, sandbox(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "ann",
 			Annotations: map[string]string{webhook.AnnotationContainers: "web"}},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx"}}}}, true},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx"}}}}), true},
 		{"other namespace", other, agentPod("a"), false},
 		{"kube-system", "kube-system", agentPod("guardchain-selection-probe"), false},
 		{"release namespace", release, agentPod("a"), false},

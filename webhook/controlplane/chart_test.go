@@ -80,8 +80,8 @@ func chartCases() []chartCase {
 			Namespace: releaseNS, Name: releaseName, Path: ptr.To(webhook.MutatePath), Port: ptr.To(int32(443))}}
 	}
 	return []chartCase{
-		{"", webhook.RegistrationOptions{Name: releaseName, ClientConfig: svc(), Namespaces: []string{"openshell"}, ReleaseNamespace: releaseNS}, false, deny},
-		{"ci/cert-manager-values.yaml", webhook.RegistrationOptions{Name: releaseName, ClientConfig: svc(), Namespaces: []string{"openshell"}, ReleaseNamespace: releaseNS}, true, deny},
+		{"", webhook.RegistrationOptions{Name: releaseName, ClientConfig: svc(), ReleaseNamespace: releaseNS}, false, deny},
+		{"ci/cert-manager-values.yaml", webhook.RegistrationOptions{Name: releaseName, ClientConfig: svc(), ReleaseNamespace: releaseNS}, true, deny},
 		{"ci/restricted-values.yaml", webhook.RegistrationOptions{Name: releaseName, ClientConfig: svc(), Namespaces: []string{"openshell", "sandboxes"},
 			ReleaseNamespace: releaseNS, FailurePolicy: admissionregistrationv1.Ignore,
 			ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"openshell.dev/sandbox-managed": "true"}}}, false, warn},

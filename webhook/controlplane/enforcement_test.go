@@ -66,7 +66,7 @@ func enforce(t testing.TB, cfg webhook.Config, namespaces []string, actions ...a
 // forged is a sandbox pod that claims the chain by annotation only.
 func forged(cfg webhook.Config) *corev1.Pod {
 	p := probePod(cfg)
-	p.Annotations = map[string]string{webhook.AnnotationStatus: webhook.StatusInjected, webhook.AnnotationVersion: "dev",
+	p.Annotations = map[string]string{webhook.SandboxIDAnnotation: "forged", webhook.AnnotationStatus: webhook.StatusInjected, webhook.AnnotationVersion: "dev",
 		webhook.AnnotationChain: "45e09b74658919e63d2cb336a0d5c4ceb3b5dccdafb35e6b3471e65585985de1"}
 	return p
 }

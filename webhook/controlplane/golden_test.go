@@ -17,7 +17,8 @@ import (
 )
 
 // corpus is every golden input of the webhook package plus the real-world
-// shapes in testdata/, each with the config its .config.yaml gives.
+// shapes in testdata/, each with the config its .config.yaml gives, each a
+// sandbox (OpenShell's annotation).
 type corpusPod struct {
 	name string
 	pod  *corev1.Pod
@@ -50,7 +51,9 @@ func corpus(t *testing.T) []corpusPod {
 			if err != nil {
 				t.Fatalf("%s: %v", p, err)
 			}
-			out = append(out, corpusPod{name: base, pod: &pod, cfg: cfg})
+			// Marked as OpenShell marks every sandbox pod, so the webhook and
+			// the backstop select it.
+			out = append(out, corpusPod{name: base, pod: sandbox(&pod), cfg: cfg})
 		}
 	}
 	if len(out) < 40 {

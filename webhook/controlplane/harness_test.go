@@ -177,10 +177,10 @@ func waitRegistrationGone(t testing.TB, ns string, cfg webhook.Config) {
 }
 
 func probePod(cfg webhook.Config) *corev1.Pod {
-	return &corev1.Pod{
+	return sandbox(&corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: cfg.Containers[0], Image: "probe:1"}}},
-	}
+	})
 }
 
 func dryRunCreate(ns string, p *corev1.Pod) (*corev1.Pod, error) {

@@ -281,7 +281,7 @@ func TestChartTestPodPassesRestrictedPodSecurity(t *testing.T) {
 		_ = clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), mwc.Name, metav1.DeleteOptions{})
 	})
 	// A restricted pod with the selector's labels shows the registration is live.
-	probe := &corev1.Pod{
+	probe := sandbox(&corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Labels: mwc.Webhooks[0].ObjectSelector.MatchLabels},
 		Spec: corev1.PodSpec{
 			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(int64(1000)),
@@ -289,7 +289,7 @@ func TestChartTestPodPassesRestrictedPodSecurity(t *testing.T) {
 			Containers: []corev1.Container{{Name: cfg.Containers[0], Image: "probe:1", SecurityContext: &corev1.SecurityContext{
 				AllowPrivilegeEscalation: ptr.To(false), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}},
 		},
-	}
+	})
 	waitFor(t, "the API server to call the webhook", func() error {
 		p, err := dryRunCreate(ns, probe)
 		if err == nil && !injected(p) {

@@ -72,14 +72,17 @@ imagePullPolicy: {{ .Values.initImage.pullPolicy }}
 {{- printf "[%s]" (join ", " $names) -}}
 {{- end -}}
 
-{{/* The namespaces guardchain acts in: never kube-system nor its own. */}}
+{{/* The namespaces guardchain acts in: webhook.namespaces, or (empty) every
+one, but never kube-system nor its own. */}}
 {{- define "guardchain.namespaceSelector" -}}
 namespaceSelector:
   matchExpressions:
+  {{- with .Values.webhook.namespaces }}
   - key: kubernetes.io/metadata.name
     operator: In
     values:
-      {{- toYaml .Values.webhook.namespaces | nindent 6 }}
+      {{- toYaml . | nindent 6 }}
+  {{- end }}
   - key: kubernetes.io/metadata.name
     operator: NotIn
     values:
@@ -103,6 +106,12 @@ through. */}}
 {{- if eq $a "auto" -}}
 {{- if and (eq .Values.webhook.failurePolicy "Fail") (eq .Values.config.conflict "deny") }}Deny{{ else }}Warn{{ end -}}
 {{- else -}}{{ $a }}{{- end -}}
+{{- end -}}
+
+{{/* The CEL match condition that picks sandbox pods by OpenShell's marks;
+the same text as webhook.SandboxCondition. */}}
+{{- define "guardchain.sandboxCondition" -}}
+(has(object.metadata.annotations) && 'openshell.io/sandbox-id' in object.metadata.annotations) || (has(object.metadata.labels) && 'agents.x-k8s.io/sandbox-name-hash' in object.metadata.labels)
 {{- end -}}
 
 {{/* The CEL match condition; the same text as webhook.TargetCondition. */}}

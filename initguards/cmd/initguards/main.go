@@ -47,8 +47,11 @@ type config struct {
 	// source and preloadsDir pick the chain (initguards.LoadChain).
 	source, preloadsDir string
 	// terminationLog, when set, receives what emit staged (the pod's
-	// termination message, readable without exec).
+	// termination message, readable without exec), or why it failed.
 	terminationLog string
+	// ownershipFrom says why this owner (the webhook's resolution); echoed
+	// in the report.
+	ownershipFrom string
 }
 
 func run(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) int {
@@ -68,12 +71,31 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 			what, args = args[:1], args[1:]
 		}
 		cfg, rest, err = parse(cmd, args, env, chain, stderr)
+		parsed := err == nil
 		rest = append(what, rest...)
+		var fallback string
 		if err == nil {
-			chain, err = loadChain(cfg)
+			chain, fallback, err = initguards.LoadChain(cfg.source, cfg.preloadsDir, cfg.opts.Required)
+		}
+		if err == nil && fallback != "" {
+			fmt.Fprintf(stderr, "initguards: %s\n", fallback)
 		}
 		if err == nil {
-			err = dispatch(ctx, cmd, rest, cfg, chain, stdout, stderr)
+			err = dispatch(ctx, cmd, rest, cfg, chain, fallback, stdout, stderr)
+		}
+		if err != nil && cmd == "emit" {
+			// With restartPolicy Never a failed emit ends the sandbox: say
+			// why where kubectl and the audit read it, even when the bad
+			// input was another variable.
+			r := initguards.Report{Ownership: cfg.ownership.String(), OwnershipFrom: cfg.ownershipFrom}
+			if !parsed {
+				cfg.terminationLog, _ = env("GUARDCHAIN_TERMINATION_LOG")
+				r.Ownership, _ = env("GUARDCHAIN_OWNERSHIP")
+				r.OwnershipFrom, _ = env("GUARDCHAIN_OWNERSHIP_FROM")
+			}
+			if cfg.terminationLog != "" {
+				writeFailure(cfg.terminationLog, r, err, stderr)
+			}
 		}
 	case "copy-self":
 		err = copySelf(args, stderr)
@@ -108,7 +130,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 
-func dispatch(ctx context.Context, cmd string, rest []string, cfg config, chain guards.Chain, stdout, stderr io.Writer) error {
+func dispatch(ctx context.Context, cmd string, rest []string, cfg config, chain guards.Chain, fallback string, stdout, stderr io.Writer) error {
 	if cmd == "print" {
 		what := "env"
 		if len(rest) > 0 {
@@ -144,57 +166,60 @@ func dispatch(ctx context.Context, cmd string, rest []string, cfg config, chain 
 		chain.SHA256(), chain.Source, cfg.dir, len(res.Written), len(res.Unchanged), cfg.ownership)
 	if cfg.terminationLog != "" {
 		// Best effort: the chain is in place whether or not this is read.
-		if err := writeReport(cfg.terminationLog, chain, files, cfg.ownership); err != nil {
+		if err := writeReport(cfg.terminationLog, chain, files, cfg, fallback); err != nil {
 			fmt.Fprintf(stderr, "initguards: warning: %s: %v\n", cfg.terminationLog, err)
 		}
 	}
 	return nil
 }
 
-// Report is what emit staged, written as one JSON line to the termination
-// log so `kubectl get pod` shows it without exec.
-type Report struct {
-	SHA256    string `json:"sha256"`
-	Source    string `json:"source"`
-	Ownership string `json:"ownership"`
-	Count     int    `json:"count"`
-	// Files is left out where it would pass the kubelet's 4 KiB message limit.
-	Files []string `json:"files,omitempty"`
-}
-
 // maxReport is the kubelet's limit on a termination message.
 const maxReport = 4096
 
-func writeReport(path string, chain guards.Chain, files []guards.File, pol initguards.Policy) error {
-	r := Report{SHA256: chain.SHA256(), Source: chain.Source, Ownership: pol.String(), Count: len(files)}
+func writeReport(path string, chain guards.Chain, files []guards.File, cfg config, fallback string) error {
+	r := initguards.Report{SHA256: chain.SHA256(), Source: chain.Source, Ownership: cfg.ownership.String(), OwnershipFrom: cfg.ownershipFrom,
+		Count: len(files), Fallback: fallback}
 	for _, f := range files {
 		r.Files = append(r.Files, f.Name)
 	}
+	return writeJSON(path, r)
+}
+
+// writeFailure reports a failed emit in the termination log. Best effort:
+// the exit code and the one-line error on stderr say the same.
+func writeFailure(path string, r initguards.Report, err error, stderr io.Writer) {
+	r.Reason, r.Error = failReason(err), oneLine(err)
+	if werr := writeJSON(path, r); werr != nil {
+		fmt.Fprintf(stderr, "initguards: warning: %s: %v\n", path, werr)
+	}
+}
+
+func failReason(err error) string {
+	var ue usageError
+	switch {
+	case errors.Is(err, initguards.ErrUntrusted):
+		return initguards.FailUntrustedPreloads
+	case errors.Is(err, initguards.ErrMissingGuard):
+		return initguards.FailMissingGuard
+	case errors.As(err, &ue):
+		return initguards.FailBadInput
+	}
+	return initguards.FailWrite
+}
+
+func writeJSON(path string, r initguards.Report) error {
 	b, err := json.Marshal(r)
 	if err == nil && len(b) >= maxReport {
 		r.Files = nil
+		if len(r.Error) > 1024 {
+			r.Error = r.Error[:1024]
+		}
 		b, err = json.Marshal(r)
 	}
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-// loadChain reads the chain cfg names and checks that it has every required
-// guard: a NODE_OPTIONS naming a file the chain lacks would stop every Node
-// process.
-func loadChain(cfg config) (guards.Chain, error) {
-	chain, err := initguards.LoadChain(cfg.source, cfg.preloadsDir)
-	if err != nil {
-		return chain, err
-	}
-	for _, id := range cfg.opts.Required {
-		if _, ok := chain.Lookup(id); !ok {
-			return chain, fmt.Errorf("required guard %q is not among the preloads in %s (it has: %s)", id, chain.Source, strings.Join(chain.IDs(), ", "))
-		}
-	}
-	return chain, nil
 }
 
 // copySelf is `copy-self --to PATH`.
@@ -298,6 +323,10 @@ func newFlags(cmd string, env func(string) (string, bool), chain guards.Chain, c
 		{"preloads-dir", "GUARDCHAIN_PRELOADS_DIR", "the image's packaged preloads, each X.js staged as nemoclaw-X.js", guards.PackagedDir, func(s string) error {
 			cfg.preloadsDir = s
 			return guards.ValidateDir(s)
+		}},
+		{"ownership-from", "GUARDCHAIN_OWNERSHIP_FROM", "where the ownership came from, repeated in the termination log", "", func(s string) error {
+			cfg.ownershipFrom = s
+			return nil
 		}},
 		{"termination-log", "GUARDCHAIN_TERMINATION_LOG", "file that receives what emit staged as one JSON line (empty: none)", "", func(s string) error {
 			cfg.terminationLog = s

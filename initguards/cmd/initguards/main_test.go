@@ -55,7 +55,7 @@ func TestRun(t *testing.T) {
 		{"print what", []string{"print", "files"}, nil, 2, "", "initguards: print: print \"files\": want env or chain\n"},
 		{"version", []string{"version"}, nil, 0, "chain sha256:" + guards.Default().SHA256(), ""},
 		{"auto without preloads is embedded", []string{"emit", "--dir", "%DIR%", "--ownership", uid, "--source", "auto", "--preloads-dir", "%DIR%/none"}, nil, 0,
-			"chain sha256:" + guards.Default().SHA256() + " (embedded)", ""},
+			"chain sha256:" + guards.Default().SHA256() + " (embedded)", "initguards: the image has no preloads in %DIR%/none; staged the embedded chain\n"},
 		{"image without preloads", []string{"emit", "--dir", "%DIR%", "--ownership", uid, "--source", "image", "--preloads-dir", "%DIR%/none"}, nil, 1, "",
 			"initguards: emit: %DIR%/none: no packaged preload directory\n"},
 		{"bad source", []string{"print", "--source", "imgae"}, nil, 2, "",

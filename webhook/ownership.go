@@ -1,0 +1,112 @@
+package webhook
+
+import (
+	"fmt"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/guardchain/guardchain/initguards"
+)
+
+// Who owns the chain: the user that will run NemoClaw's entrypoint, which
+// replaces every guard with mv -f and so must own them in the sticky /tmp.
+
+// OwnershipAuto is the ownership setting that reads the owner from the pod
+// (resolveOwnership); root and uid:N[:G] are fixed owners.
+const OwnershipAuto = "auto"
+
+// The env OpenShell's Kubernetes driver writes into the agent container: the
+// uid and gid its supervisor (root, PID 1) drops to before it starts the
+// entrypoint, whatever the pod's securityContext and the image's USER say.
+const (
+	EnvSandboxUID = "OPENSHELL_SANDBOX_UID"
+	EnvSandboxGID = "OPENSHELL_SANDBOX_GID"
+)
+
+// StockOwnership is the stock NemoClaw images' sandbox user, the owner when
+// nothing in the pod names another.
+const StockOwnership = initguards.DefaultOwnership
+
+// validateOwnership accepts what config and the annotation may say.
+func validateOwnership(s string) error {
+	if s == OwnershipAuto {
+		return nil
+	}
+	if _, err := initguards.ParseOwnership(s); err != nil {
+		return fmt.Errorf("%w (or auto)", err)
+	}
+	return nil
+}
+
+// resolveOwnership turns the auto setting into an owner for target, and
+// says where it came from: the target's literal OPENSHELL_SANDBOX_UID (and
+// _GID, else the same number, as OpenShell defaults it), else its effective
+// non-root runAsUser (and runAsGroup), else the stock image user. A fixed
+// setting is returned as it is. uid 0 from the env means an entrypoint that
+// runs as root: ownership root.
+func resolveOwnership(setting, settingFrom string, spec *corev1.PodSpec, target *corev1.Container) (ownership, from string) {
+	if setting != OwnershipAuto {
+		return setting, settingFrom
+	}
+	if uid, ok := literalID(target, EnvSandboxUID); ok {
+		gid, gok := literalID(target, EnvSandboxGID)
+		if !gok {
+			gid = uid
+		}
+		from = fmt.Sprintf("env %s of container %s", EnvSandboxUID, target.Name)
+		if uid == 0 {
+			return "root", from
+		}
+		return fmt.Sprintf("uid:%d:%d", uid, gid), from
+	}
+	uid, uidFrom := effectiveID(spec, target, func(sc *corev1.SecurityContext) *int64 { return sc.RunAsUser },
+		func(sc *corev1.PodSecurityContext) *int64 { return sc.RunAsUser })
+	if uid != nil && *uid > 0 {
+		from = "runAsUser of " + uidFrom
+		gid, _ := effectiveID(spec, target, func(sc *corev1.SecurityContext) *int64 { return sc.RunAsGroup },
+			func(sc *corev1.PodSecurityContext) *int64 { return sc.RunAsGroup })
+		if gid != nil && *gid >= 0 {
+			return fmt.Sprintf("uid:%d:%d", *uid, *gid), from
+		}
+		return fmt.Sprintf("uid:%d", *uid), from
+	}
+	return StockOwnership, "default: the stock NemoClaw image user"
+}
+
+// literalID is the value of the last env entry named name (the kubelet takes
+// the last of a name), when it is a literal id; a valueFrom, an envFrom
+// source or a value that is no id gives nothing to read.
+func literalID(c *corev1.Container, name string) (int64, bool) {
+	for i := len(c.Env) - 1; i >= 0; i-- {
+		e := c.Env[i]
+		if e.Name != name {
+			continue
+		}
+		if e.ValueFrom != nil {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(e.Value, 10, 32)
+		if err != nil || n == 1<<32-1 {
+			return 0, false
+		}
+		return int64(n), true
+	}
+	return 0, false
+}
+
+// effectiveID is the container's securityContext field, else the pod's, and
+// which of the two it came from.
+func effectiveID(spec *corev1.PodSpec, c *corev1.Container, cf func(*corev1.SecurityContext) *int64, pf func(*corev1.PodSecurityContext) *int64) (*int64, string) {
+	if c.SecurityContext != nil {
+		if v := cf(c.SecurityContext); v != nil {
+			return v, "container " + c.Name
+		}
+	}
+	if spec.SecurityContext != nil {
+		if v := pf(spec.SecurityContext); v != nil {
+			return v, "the pod"
+		}
+	}
+	return nil, ""
+}
