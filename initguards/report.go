@@ -29,6 +29,7 @@ const (
 	FailBadInput          = "bad-input"
 	FailUntrustedPreloads = "untrusted-preloads"
 	FailMissingGuard      = "missing-guard"
+	FailNoPreloads        = "no-preloads"
 	FailWrite             = "write-failed"
 )
 

@@ -154,16 +154,65 @@ func TestInjectIsIdempotent(t *testing.T) {
 	}
 }
 
+// The example pod is the golden input of today's shape, comments aside.
 func TestExampleIsTheGoldenSandbox(t *testing.T) {
-	a, err := os.ReadFile("../deploy/examples/openshell-sandbox-pod.yaml")
+	strip := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keep []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(l, "#") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	if strip("../deploy/examples/openshell-sandbox-pod.yaml") != strip("testdata/openshell-combined.yaml") {
+		t.Error("deploy/examples/openshell-sandbox-pod.yaml and webhook/testdata/openshell-combined.yaml differ; keep them the same")
+	}
+}
+
+// The example Sandbox's pod template is the example pod, less what the
+// agent-sandbox controller adds (name, namespace, its label, the owner).
+func TestExampleSandboxMakesTheExamplePod(t *testing.T) {
+	var sb struct {
+		Metadata struct {
+			Name, Namespace string
+		}
+		Spec struct {
+			PodTemplate corev1.PodTemplateSpec `json:"podTemplate"`
+		}
+	}
+	b, err := os.ReadFile("../deploy/examples/openshell-sandbox.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile("testdata/openshell-sandbox.yaml")
-	if err != nil {
+	if err := yaml.Unmarshal(b, &sb); err != nil {
 		t.Fatal(err)
 	}
-	if string(a) != string(b) {
-		t.Error("deploy/examples/openshell-sandbox-pod.yaml and webhook/testdata/openshell-sandbox.yaml differ; keep them the same")
+	pod := readPod(t, "../deploy/examples/openshell-sandbox-pod.yaml")
+	if pod.Name != sb.Metadata.Name || pod.Namespace != sb.Metadata.Namespace {
+		t.Errorf("pod %s/%s, Sandbox %s/%s", pod.Namespace, pod.Name, sb.Metadata.Namespace, sb.Metadata.Name)
+	}
+	// The controller turns volumeClaimTemplates into PVC volumes named
+	// <template>-<sandbox>.
+	want := sb.Spec.PodTemplate.Spec.DeepCopy()
+	want.Volumes = append(want.Volumes, corev1.Volume{Name: "workspace", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "workspace-" + sb.Metadata.Name}}})
+	if diff := cmp.Diff(*want, pod.Spec); diff != "" {
+		t.Errorf("the example pod is not what the controller makes of the example Sandbox (-sandbox +pod):\n%s", diff)
+	}
+	// It also names the annotations it propagated from the template.
+	wantAnn := map[string]string{"agents.x-k8s.io/propagated-annotations": "openshell.io/sandbox-id"}
+	for k, v := range sb.Spec.PodTemplate.Annotations {
+		wantAnn[k] = v
+	}
+	if diff := cmp.Diff(wantAnn, pod.Annotations); diff != "" {
+		t.Errorf("pod annotations differ from the template's (-template +pod):\n%s", diff)
+	}
+	if pod.Labels[SandboxNameHashLabel] == "" || len(pod.OwnerReferences) != 1 || pod.OwnerReferences[0].Kind != "Sandbox" {
+		t.Errorf("the pod lacks the controller's label or owner: %v %v", pod.Labels, pod.OwnerReferences)
 	}
 }

@@ -27,6 +27,11 @@ var templatePaths = map[string]string{
 	"batch/v1/Job":             "/spec/template",
 	"batch/v1/CronJob":         "/spec/jobTemplate/spec/template",
 	"v1/ReplicationController": "/spec/template",
+	// agent-sandbox, which makes OpenShell's sandbox pods from these.
+	"agents.x-k8s.io/v1beta1/Sandbox":                     "/spec/podTemplate",
+	"agents.x-k8s.io/v1alpha1/Sandbox":                    "/spec/podTemplate",
+	"extensions.agents.x-k8s.io/v1beta1/SandboxTemplate":  "/spec/podTemplate",
+	"extensions.agents.x-k8s.io/v1alpha1/SandboxTemplate": "/spec/podTemplate",
 }
 
 // OfflineNote is a warning from offline injection, tied to its document.

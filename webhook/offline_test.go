@@ -57,6 +57,21 @@ spec:
   containers:
   - name: nginx
     image: nginx:1.27
+---
+apiVersion: agents.x-k8s.io/v1beta1
+kind: Sandbox
+metadata:
+  name: my-assistant
+spec:
+  podTemplate:
+    metadata:
+      annotations: {openshell.io/sandbox-id: 6f1c2a9e}
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: agent
+        image: node:22-slim
+        env: [{name: OPENSHELL_SANDBOX_UID, value: "1000"}]
 `
 
 func TestInjectManifestsMultiDocument(t *testing.T) {
@@ -66,8 +81,8 @@ func TestInjectManifestsMultiDocument(t *testing.T) {
 		t.Fatal(err)
 	}
 	docs := strings.Split(out.String(), "---\n")
-	if len(docs) != 4 {
-		t.Fatalf("got %d documents, want 4:\n%s", len(docs), out.String())
+	if len(docs) != 5 {
+		t.Fatalf("got %d documents, want 5:\n%s", len(docs), out.String())
 	}
 	type obj struct {
 		Kind string         `json:"kind"`
@@ -76,7 +91,7 @@ func TestInjectManifestsMultiDocument(t *testing.T) {
 	for i, want := range []struct {
 		kind     string
 		injected bool
-	}{{"Deployment", true}, {"Service", false}, {"CronJob", true}, {"Pod", false}} {
+	}{{"Deployment", true}, {"Service", false}, {"CronJob", true}, {"Pod", false}, {"Sandbox", true}} {
 		var o obj
 		if err := yaml.Unmarshal([]byte(docs[i]), &o); err != nil {
 			t.Fatalf("document %d: %v", i+1, err)
@@ -85,6 +100,9 @@ func TestInjectManifestsMultiDocument(t *testing.T) {
 		if o.Kind != want.kind || has != want.injected {
 			t.Errorf("document %d: kind %s injected=%v, want %s %v", i+1, o.Kind, has, want.kind, want.injected)
 		}
+	}
+	if !strings.Contains(docs[4], "value: uid:1000:1000") {
+		t.Errorf("the Sandbox's pod template is not owned by its OPENSHELL_SANDBOX_UID:\n%s", docs[4])
 	}
 	if !strings.Contains(docs[1], "ports: [{port: 80}]") {
 		t.Errorf("the Service was not passed through verbatim:\n%s", docs[1])

@@ -52,10 +52,10 @@ type burst struct {
 	rs      []result
 }
 
-// burstPod is the OpenShell sandbox example, under a generated name.
+// burstPod is OpenShell's k3s sandbox pod (no image volume, no PVC of its own to wait for), under a generated name.
 func burstPod(t *testing.T) *corev1.Pod {
 	t.Helper()
-	b, err := os.ReadFile("../examples/openshell-sandbox-pod.yaml")
+	b, err := os.ReadFile("../../webhook/testdata/openshell-sandbox.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +64,7 @@ func burstPod(t *testing.T) *corev1.Pod {
 		t.Fatal(err)
 	}
 	p.Name, p.GenerateName, p.Namespace = "", "drill-", sandboxNS
+	p.Annotations = sandboxMarks()
 	return &p
 }
 

@@ -176,9 +176,17 @@ func run(t *testing.T, env []string, argv ...string) (string, error) {
 	return out.String(), err
 }
 
-func openShellPod(t *testing.T) *corev1.Pod {
+// The sandbox pods the tests inject: OpenShell's today (its supervisor, root,
+// drops to OPENSHELL_SANDBOX_UID before it starts the entrypoint) and the k3s
+// gateway's (v0.0.36; the image's own user runs it).
+const (
+	todaysPod = "../examples/openshell-sandbox-pod.yaml"
+	k3sPod    = "../../webhook/testdata/openshell-sandbox.yaml"
+)
+
+func openShellPod(t *testing.T, path string) *corev1.Pod {
 	t.Helper()
-	b, err := os.ReadFile("../examples/openshell-sandbox-pod.yaml")
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,11 +207,24 @@ func TestRootNemoClawEntrypointOverInjectedChain(t *testing.T) {
 	core := []string{"sandbox-safety-net", "http-proxy-fix", "nemotron-inference-fix", "ciao-network-guard"}
 	tests := []struct {
 		name     string
+		pod      string // todaysPod or k3sPod ("": k3sPod)
+		mod      func(*corev1.Pod)
 		cfg      func(*webhook.Config)
 		uid      int
 		wantMode os.FileMode // of /tmp after the init containers
 		wantFail string      // the entrypoint's failure, "" for success
 	}{
+		{name: "defaults, OpenShell today (supervisor drops to 1000)", pod: todaysPod, uid: 1000, wantMode: 0o777 | os.ModeSticky},
+		{name: "defaults, OpenShell on OpenShift (an SCC-range uid)", pod: todaysPod, mod: func(p *corev1.Pod) {
+			for i, e := range p.Spec.Containers[0].Env {
+				if e.Name == webhook.EnvSandboxUID || e.Name == webhook.EnvSandboxGID {
+					p.Spec.Containers[0].Env[i].Value = "1000680000"
+				}
+			}
+		}, uid: 1000680000, wantMode: 0o777 | os.ModeSticky},
+		{name: "control: the stock user's chain with OpenShell's uid-1000 entrypoint", pod: todaysPod,
+			cfg: func(c *webhook.Config) { c.Ownership = "uid:998:998" }, uid: 1000, wantMode: 0o777 | os.ModeSticky,
+			wantFail: "nemoclaw-sandbox-safety-net.js failed"},
 		{name: "defaults, stock image (entrypoint as 998)", uid: 998, wantMode: 0o777 | os.ModeSticky},
 		{name: "defaults, root-runtime image (entrypoint as root)", uid: 0, wantMode: 0o777 | os.ModeSticky},
 		{name: "ownership root, root-runtime image", cfg: func(c *webhook.Config) { c.Ownership = "root" }, uid: 0, wantMode: 0o777 | os.ModeSticky},
@@ -218,7 +239,15 @@ func TestRootNemoClawEntrypointOverInjectedChain(t *testing.T) {
 			if tt.cfg != nil {
 				tt.cfg(&cfg)
 			}
-			res := webhook.Inject(openShellPod(t), cfg)
+			path := tt.pod
+			if path == "" {
+				path = k3sPod
+			}
+			pod := openShellPod(t, path)
+			if tt.mod != nil {
+				tt.mod(pod)
+			}
+			res := webhook.Inject(pod, cfg)
 			if res.Outcome != webhook.OutcomeInjected {
 				t.Fatalf("outcome %s: %v", res.Outcome, res.Warnings())
 			}

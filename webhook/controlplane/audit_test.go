@@ -67,7 +67,7 @@ func TestControlPlaneAuditClassifiesSandboxPods(t *testing.T) {
 	stale := injectedPod("stale")
 	stale.Annotations[webhook.AnnotationVersion] = "v0.0.1"
 	forged := agentPod("forged")
-	forged.Annotations = map[string]string{webhook.AnnotationStatus: webhook.StatusInjected, webhook.AnnotationVersion: version.Version}
+	forged.Annotations[webhook.AnnotationStatus], forged.Annotations[webhook.AnnotationVersion] = webhook.StatusInjected, version.Version
 	web := agentPod("web")
 	web.Spec.Containers[0].Name = "web"
 	pods := []struct {

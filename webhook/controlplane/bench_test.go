@@ -20,7 +20,7 @@ import (
 //
 //	make test-integration-bench
 func benchCreate(b *testing.B, withWebhook bool) {
-	raw, err := os.ReadFile("../../deploy/examples/openshell-sandbox-pod.yaml")
+	raw, err := os.ReadFile("../testdata/openshell-sandbox.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -29,6 +29,7 @@ func benchCreate(b *testing.B, withWebhook bool) {
 		b.Fatal(err)
 	}
 	pod.Namespace = ""
+	sandbox(&pod)
 	cfg, err := webhook.ParseConfig([]byte("initImage: registry.local/guardchain/initguards:test\n"))
 	if err != nil {
 		b.Fatal(err)

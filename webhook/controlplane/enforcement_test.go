@@ -213,7 +213,7 @@ func TestControlPlaneEnforcement(t *testing.T) {
 		register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{ns}})
 		enforce(t, cfg, []string{ns})
 		p := agentPod("opt-out")
-		p.Annotations = map[string]string{webhook.AnnotationContainers: "not-here"}
+		p.Annotations[webhook.AnnotationContainers] = "not-here"
 		got, err := dryRunCreate(ns, p)
 		if err != nil {
 			t.Fatal(err)
@@ -293,7 +293,7 @@ func TestControlPlaneEnforcement(t *testing.T) {
 			p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: fmt.Sprintf("v%d", i), VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 		}
 		p.Spec.Containers = p.Spec.Containers[1:]
-		p.Annotations = map[string]string{webhook.AnnotationContainers: strings.Join(names, ",")}
+		p.Annotations[webhook.AnnotationContainers] = strings.Join(names, ",")
 		got, err := dryRunCreate(ns, p)
 		if err != nil {
 			t.Fatalf("a pod with 100 targets: %v", err)

@@ -37,7 +37,7 @@ var update = flag.Bool("update", false, "rewrite the captured admission review")
 const sandboxReview = "../../deploy/examples/openshell-sandbox-review.json"
 
 // The committed review is the one the real API server sends for
-// deploy/examples/openshell-sandbox-pod.yaml (its request UID, namespace and
+// webhook/testdata/openshell-sandbox.yaml, OpenShell's k3s pod (its request UID, namespace and
 // service account volume suffix made fixed): the benchmarks measure what
 // production sees. -update rewrites it.
 func TestSandboxReviewIsWhatTheAPIServerSends(t *testing.T) {
@@ -77,7 +77,7 @@ func TestSandboxReviewIsWhatTheAPIServerSends(t *testing.T) {
 		_ = clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), mwc.Name, metav1.DeleteOptions{})
 	})
 
-	b, err := os.ReadFile("../../deploy/examples/openshell-sandbox-pod.yaml")
+	b, err := os.ReadFile("../testdata/openshell-sandbox.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +86,7 @@ func TestSandboxReviewIsWhatTheAPIServerSends(t *testing.T) {
 		t.Fatal(err)
 	}
 	pod.Namespace = ns
+	sandbox(&pod)
 	waitFor(t, "the API server to call the capturing webhook", func() error {
 		if _, err := dryRunCreate(ns, &pod); err != nil {
 			return err

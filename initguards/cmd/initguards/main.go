@@ -201,6 +201,8 @@ func failReason(err error) string {
 		return initguards.FailUntrustedPreloads
 	case errors.Is(err, initguards.ErrMissingGuard):
 		return initguards.FailMissingGuard
+	case errors.Is(err, initguards.ErrNoPreloads):
+		return initguards.FailNoPreloads
 	case errors.As(err, &ue):
 		return initguards.FailBadInput
 	}

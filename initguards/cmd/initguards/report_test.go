@@ -57,6 +57,9 @@ func TestRootEmitTerminationLogSaysWhatAndWhy(t *testing.T) {
 		{"image source without a required guard fails", func(dir string) ([]string, map[string]string) {
 			return []string{"emit", "--source", "image", "--preloads-dir", preloads(dir, 0o644, "sandbox-safety-net")}, nil
 		}, 1, initguards.Report{Reason: initguards.FailMissingGuard, Error: `"http-proxy-fix" is not among the preloads`}},
+		{"image source without preloads fails", func(dir string) ([]string, map[string]string) {
+			return []string{"emit", "--source", "image", "--preloads-dir", filepath.Join(dir, "none")}, nil
+		}, 1, initguards.Report{Reason: initguards.FailNoPreloads, Error: "no packaged preload directory"}},
 		{"bad input before the log variable is read", func(dir string) ([]string, map[string]string) {
 			return []string{"emit"}, map[string]string{"GUARDCHAIN_PROXY_PORT": "nope"}
 		}, 2, initguards.Report{Reason: initguards.FailBadInput, Error: `GUARDCHAIN_PROXY_PORT: "nope" is not a port number`}},
