@@ -166,7 +166,11 @@ func Default() Config {
 		Proxy:            ProxyConfig{Host: guards.DefaultProxyHost, Port: guards.DefaultProxyPort},
 		RequiredGuards:   guards.Default().DefaultRequired(),
 		CacheRedirects:   "all",
-		AllowedOverrides: []Override{OverrideContainers, OverrideProxyHost, OverrideProxyPort, OverrideOwnership, OverrideSource},
+		// A pod may add targets and ask for a source; not move its proxy
+		// (where its egress goes) or choose who owns the chain (ownership
+		// auto already follows who runs the entrypoint): those are the
+		// operator's, who may allow them per cluster.
+		AllowedOverrides: []Override{OverrideContainers, OverrideSource},
 	}
 }
 

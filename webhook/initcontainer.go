@@ -101,6 +101,39 @@ func (in *injection) initContainers(set podSettings, target *corev1.Container, m
 	return []corev1.Container{copier, writer}
 }
 
+// checkSubPathExpr refuses a /tmp subPathExpr that would not expand the same
+// in guardchain-init as in the target: a variable named GUARDCHAIN_* (the
+// writer's own settings come after the target's env and win), or one from a
+// resourceFieldRef (it reads the limits of the container it is in).
+func (in *injection) checkSubPathExpr(mount corev1.VolumeMount, target *corev1.Container) *Result {
+	if mount.SubPathExpr == "" {
+		return nil
+	}
+	env, _ := referencedEnv(target, mount.SubPathExpr)
+	names := map[string]bool{}
+	for _, m := range envRef.FindAllStringSubmatch(mount.SubPathExpr, -1) {
+		names[m[1]] = true
+	}
+	for _, e := range env {
+		for _, m := range envRef.FindAllStringSubmatch(e.Value, -1) {
+			names[m[1]] = true
+		}
+		if e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil {
+			r := in.refuse(ReasonSubPathExpr, "container %s mounts /tmp with subPathExpr %q, whose %s comes from a resourceFieldRef, which guardchain-init would read from its own resources",
+				target.Name, mount.SubPathExpr, e.Name)
+			return &r
+		}
+	}
+	for n := range names {
+		if strings.HasPrefix(n, "GUARDCHAIN_") {
+			r := in.refuse(ReasonSubPathExpr, "container %s mounts /tmp with subPathExpr %q, which names %s, a variable guardchain-init sets for itself",
+				target.Name, mount.SubPathExpr, n)
+			return &r
+		}
+	}
+	return nil
+}
+
 // referencedEnv is the target's env that expr names as $(VAR), and what
 // those name in turn, in the target's order; fromSources says that some name
 // is not in env, so may come from the target's envFrom.
@@ -244,11 +277,11 @@ func redirectList(vars []string) string {
 // ensureInitContainersFirst puts want first among the init containers, in
 // order, so the chain exists before any other init container or native
 // sidecar starts. Where guardchain rendered the same containers before (the
-// pod's init hash matches), what other webhooks changed in them since (an
-// image rewritten to a mirror, a securityContext) is kept, and only what
-// selects the chain is made right (command, args, guardchain's env, its
-// mounts). Otherwise (refresh: other settings, another target image or
-// release, or containers guardchain did not render) want replaces them.
+// pod's init hash matches), what other webhooks may change in them
+// (keepOthersEdits: an image rewritten to a mirror, a securityContext,
+// resources) is kept and everything else is made as rendered. Otherwise
+// (refresh: other settings, another target image or release, or containers
+// guardchain did not render) want replaces them.
 func ensureInitContainersFirst(spec *corev1.PodSpec, want []corev1.Container, refresh bool) bool {
 	merged := make([]corev1.Container, len(want))
 	for i, w := range want {
@@ -301,31 +334,19 @@ func runsInTargetImage(c *corev1.Container) bool {
 	return c.Name == InitContainerName && len(c.Command) > 0 && c.Command[0] == BinPath+"/initguards"
 }
 
-// keepOthersEdits is have with the fields that select the chain taken from
-// want, and, for a writer that runs in the target's image, that image.
+// keepOthersEdits is want with what another webhook may change in
+// guardchain's containers taken from have: the image and pull policy (a
+// registry mirror; not for a writer that runs in the target's image, which
+// follows the target), the securityContext and the resources. Never the
+// command, args, env, envFrom or mounts: with a forged init hash, those
+// would let a pod run its own program as the writer, or name no guard.
 func keepOthersEdits(have, want corev1.Container) corev1.Container {
-	out := *have.DeepCopy()
-	out.Command, out.Args = want.Command, want.Args
-	if runsInTargetImage(&want) {
-		out.Image, out.ImagePullPolicy = want.Image, want.ImagePullPolicy
+	out := *want.DeepCopy()
+	if !runsInTargetImage(&want) {
+		out.Image, out.ImagePullPolicy = have.Image, have.ImagePullPolicy
 	}
-	for _, e := range want.Env {
-		if i := slices.IndexFunc(out.Env, func(h corev1.EnvVar) bool { return h.Name == e.Name }); i >= 0 {
-			out.Env[i] = e
-		} else {
-			out.Env = append(out.Env, e)
-		}
-	}
-	// Env guardchain set before but no longer wants (a changed source, say) goes.
-	out.Env = slices.DeleteFunc(out.Env, func(h corev1.EnvVar) bool {
-		return strings.HasPrefix(h.Name, "GUARDCHAIN_") && !slices.ContainsFunc(want.Env, func(e corev1.EnvVar) bool { return e.Name == h.Name })
-	})
-	for _, m := range want.VolumeMounts {
-		out.VolumeMounts = slices.DeleteFunc(out.VolumeMounts, func(h corev1.VolumeMount) bool {
-			return h.Name == m.Name || h.MountPath == m.MountPath
-		})
-	}
-	out.VolumeMounts = append(slices.Clone(want.VolumeMounts), out.VolumeMounts...)
+	out.SecurityContext = have.SecurityContext.DeepCopy()
+	out.Resources = *have.Resources.DeepCopy()
 	return out
 }
 

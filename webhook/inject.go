@@ -85,6 +85,9 @@ const (
 	ReasonOverrideForbidden Reason = "override-not-allowed"
 	ReasonUnknownContainer  Reason = "unknown-container"
 	ReasonNodeOptionsFrom   Reason = "node-options-from-source"
+	ReasonMountPathNotClean Reason = "mount-path-not-clean"
+	ReasonChainVolumeShared Reason = "chain-volume-shared"
+	ReasonSubPathExpr       Reason = "subpath-expr-differs"
 )
 
 // Note is one reason with its human sentence.
@@ -192,8 +195,20 @@ func (in *injection) run() Result {
 		return in.stop(OutcomeSkipped, ReasonNoTargetContainer)
 	}
 
+	// The kubelet cleans mount paths before the runtime mounts them; the
+	// backstop compares them as written, so only clean ones are taken.
+	if c, p := uncleanMount(&in.pod.Spec); c != "" {
+		return in.refuse(ReasonMountPathNotClean, "container %s mounts a volume at %q, which the kubelet reads as %q; write mount paths clean and absolute",
+			c, p, KubeletPath(p))
+	}
 	volume, mount, from, res := in.tmpVolume(targets)
 	if res != nil {
+		return *res
+	}
+	if c, v := sharedChainVolume(&in.pod.Spec, volume, targets); c != "" {
+		return in.refuse(ReasonChainVolumeShared, "container %s, which is not a target, mounts volume %s, which holds the guard chain; it could rewrite it", c, v)
+	}
+	if res := in.checkSubPathExpr(mount, containerByName(&in.pod.Spec, from)); res != nil {
 		return *res
 	}
 	// The owner is who runs the entrypoint in the target whose /tmp the

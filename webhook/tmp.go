@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"path"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +19,69 @@ import (
 // of a few MB.
 var binVolume = VolumeConfig{SizeLimit: ptr.To(resource.MustParse("16Mi"))}
 
+// KubeletPath is a mount path as the kubelet hands it to the runtime: made
+// absolute and cleaned, so "tmp", "/./tmp", "//tmp" and "/tmp/../tmp" are all
+// /tmp (and runc mounts a later one on top of an earlier one).
+func KubeletPath(p string) string { return path.Clean("/" + p) }
+
+// CleanMountPath reports whether p is already as the kubelet would make it:
+// the backstop compares paths as written, so it accepts only these.
+func CleanMountPath(p string) bool { return p == KubeletPath(p) }
+
+// uncleanMount names a container of the pod (any kind) with a mount path
+// that is not clean and absolute, or "".
+func uncleanMount(spec *corev1.PodSpec) (container, mountPath string) {
+	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range cs {
+			for _, m := range cs[i].VolumeMounts {
+				if !CleanMountPath(m.MountPath) {
+					return cs[i].Name, m.MountPath
+				}
+			}
+		}
+	}
+	for i := range spec.EphemeralContainers {
+		for _, m := range spec.EphemeralContainers[i].VolumeMounts {
+			if !CleanMountPath(m.MountPath) {
+				return spec.EphemeralContainers[i].Name, m.MountPath
+			}
+		}
+	}
+	return "", ""
+}
+
+// sharedChainVolume names a container other than the targets and
+// guardchain's own that mounts the chain's volume writable (or guardchain's
+// binary volume at all): it could rewrite the chain after guardchain-init
+// wrote it, or the binary before it runs.
+func sharedChainVolume(spec *corev1.PodSpec, volume string, targets []string) (container, name string) {
+	check := func(c *corev1.Container) (string, string) {
+		if slices.Contains(targets, c.Name) || IsOwnInitContainer(c.Name) {
+			return "", ""
+		}
+		for _, m := range c.VolumeMounts {
+			if (m.Name == volume && !m.ReadOnly) || m.Name == BinVolumeName {
+				return c.Name, m.Name
+			}
+		}
+		return "", ""
+	}
+	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range cs {
+			if c, v := check(&cs[i]); c != "" {
+				return c, v
+			}
+		}
+	}
+	for i := range spec.EphemeralContainers {
+		ec := corev1.Container{Name: spec.EphemeralContainers[i].Name, VolumeMounts: spec.EphemeralContainers[i].VolumeMounts}
+		if c, v := check(&ec); c != "" {
+			return c, v
+		}
+	}
+	return "", ""
+}
+
 // tmpVolume picks the emptyDir that becomes /tmp: one the targets already
 // mount there, or ours. Anything else at /tmp is refused. from is the target
 // whose mount it follows (the first target when none mounts /tmp).
@@ -28,11 +92,11 @@ func (in *injection) tmpVolume(targets []string) (volume string, mount corev1.Vo
 	for _, t := range targets {
 		c := containerByName(&in.pod.Spec, t)
 		for _, m := range c.VolumeMounts {
-			if strings.HasPrefix(path.Clean(m.MountPath), TmpPath+"/"+guards.StagedPrefix) {
+			if strings.HasPrefix(KubeletPath(m.MountPath), TmpPath+"/"+guards.StagedPrefix) {
 				r := in.refuse(ReasonChainShadowed, "container %s mounts volume %s at %s, over the guard chain's files", t, m.Name, m.MountPath)
 				return "", mount, from, &r
 			}
-			if path.Clean(m.MountPath) != TmpPath {
+			if KubeletPath(m.MountPath) != TmpPath {
 				continue
 			}
 			v := volumeByName(&in.pod.Spec, m.Name)
@@ -123,7 +187,7 @@ func ensureVolume(spec *corev1.PodSpec, name string, vc VolumeConfig) bool {
 // mounts something there (which tmpVolume has vetted).
 func ensureTmpMount(c *corev1.Container, m corev1.VolumeMount) bool {
 	for _, have := range c.VolumeMounts {
-		if path.Clean(have.MountPath) == TmpPath {
+		if KubeletPath(have.MountPath) == TmpPath {
 			return false
 		}
 	}
