@@ -315,52 +315,126 @@ func TestHTTPProxyFixReissuesForwardModeHTTPS(t *testing.T) {
 	}
 }
 
-func TestNemotronFixRewritesOnlyNemotronChatCompletions(t *testing.T) {
+// toolLessSystem is the system message the nemotron fix adds for Nemotron-3
+// Ultra when the request has neither a system message nor a tool that can
+// write files or run commands.
+const toolLessSystem = "You cannot write files or run commands yourself. When asked to do either, " +
+	"answer with every command and the full code the user needs to do it by hand, step by step, " +
+	"leaving nothing out."
+
+// The nemotron fix under the real node binary, one process per case: what the
+// server receives for each model, path, route and transport. want "" means the
+// body must arrive byte for byte as sent; otherwise it is the JSON the server
+// must receive (compared as JSON).
+func TestNemotronFix(t *testing.T) {
 	dir, _ := stageChain(t, nil)
-	rec := &recorder{}
-	srv := httptest.NewServer(rec)
-	defer srv.Close()
-	r := runNode(t, "", nil, "--require", guardPath(t, dir, "nemotron-inference-fix"), script("nemotron.js"), port(t, srv))
-	if r.code != 0 || !strings.Contains(r.stdout, "done") {
-		t.Fatalf("exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
-	}
-	reqs := rec.all()
-	if len(reqs) != 8 {
-		t.Fatalf("server saw %d requests, want 8", len(reqs))
-	}
-	llama := `{"model":"meta/llama-3.1-8b",  "messages":[]}`
-	nemotron := `{"model":"nvidia/NVIDIA-Nemotron-Nano-9B-v2","messages":[{"role":"user","content":"hi"}],"chat_template_kwargs":{"enable_thinking":false}}`
-	for i, want := range []struct {
-		rewritten bool
+	fix := guardPath(t, dir, "nemotron-inference-fix")
+	const (
+		nano     = `{"model":"nvidia/NVIDIA-Nemotron-Nano-9B-v2","messages":[{"role":"user","content":"hi"}],"chat_template_kwargs":{"enable_thinking":false}}`
+		nanoWant = `{"model":"nvidia/NVIDIA-Nemotron-Nano-9B-v2","messages":[{"role":"user","content":"hi"}],"chat_template_kwargs":{"enable_thinking":false,"force_nonempty_content":true}}`
+		llama    = `{"model":"meta/llama-3.1-8b",  "messages":[]}`
+		super3   = `{"model":"nvidia/nemotron-3-super-120b-a12b","messages":[{"role":"user","content":"hi"}],"thinking":{"type":"enabled"}}`
+		// The managed route strips the top-level thinking field; the kwarg is
+		// the Nemotron rule's.
+		super3Stripped = `{"model":"nvidia/nemotron-3-super-120b-a12b","messages":[{"role":"user","content":"hi"}],"chat_template_kwargs":{"force_nonempty_content":true}}`
+		super3Kept     = `{"model":"nvidia/nemotron-3-super-120b-a12b","messages":[{"role":"user","content":"hi"}],"thinking":{"type":"enabled"},"chat_template_kwargs":{"force_nonempty_content":true}}`
+		ultra          = "nvidia/nemotron-3-ultra-550b-a55b"
+	)
+	type nemotronCase struct {
+		name      string
+		transport string // request, get, fetch, fetch-request
+		host      string
+		path      string
+		chunks    int
+		length    bool
+		headers   map[string]string
+		env       []string
 		body      string
-	}{
-		{true, ""}, {true, ""}, {false, llama}, {false, "not json {"}, {false, nemotron},
-		{true, ""}, {true, ""}, {false, llama},
-	} {
-		got := reqs[i]
-		if got.ContentLen >= 0 && got.ContentLen != int64(len(got.Body)) {
-			t.Errorf("request %d %s: Content-Length %d but body is %d bytes", i, got.Path, got.ContentLen, len(got.Body))
-		}
-		if !want.rewritten {
-			if string(got.Body) != want.body {
-				t.Errorf("request %d %s: body %q, want it byte for byte %q", i, got.Path, got.Body, want.body)
+		want      string
+	}
+	managedEnv := []string{"NEMOCLAW_UPSTREAM_PROVIDER=nvidia-prod"}
+	provider := func(p string) map[string]string { return map[string]string{"X-NemoClaw-Upstream-Provider": p} }
+	tests := []nemotronCase{
+		{name: "nemotron, written in pieces, kwargs kept", transport: "request", path: "/v1/chat/completions", chunks: 3, length: true, body: nano, want: nanoWant},
+		{name: "nemotron, chunked with a query", transport: "request", path: "/v1/chat/completions?stream=false", body: nano, want: nanoWant},
+		{name: "nemotron through fetch", transport: "fetch", path: "/fetch/v1/chat/completions", length: true, body: nano, want: nanoWant},
+		{name: "nemotron through fetch of a Request", transport: "fetch-request", path: "/request/v1/chat/completions", body: nano, want: nanoWant},
+		{name: "other model untouched", transport: "request", path: "/v1/chat/completions", chunks: 2, length: true, body: llama},
+		{name: "other model through fetch untouched", transport: "fetch", path: "/fetch/v1/chat/completions", body: llama},
+		{name: "not JSON untouched", transport: "request", path: "/v1/chat/completions", length: true, body: "not json {"},
+		{name: "other path untouched", transport: "request", path: "/v1/completions", length: true, body: nano},
+		{name: "deepseek v4 pro: thinking off", transport: "fetch", path: "/v1/chat/completions", body: `{"model":"deepseek-ai/deepseek-v4-pro","messages":[]}`,
+			want: `{"model":"deepseek-ai/deepseek-v4-pro","messages":[],"chat_template_kwargs":{"thinking":false}}`},
+		{name: "deepseek v4 pro in other case", transport: "request", path: "/v1/chat/completions", length: true, body: `{"model":"deepseek-ai/DeepSeek-V4-Pro","messages":[]}`,
+			want: `{"model":"deepseek-ai/DeepSeek-V4-Pro","messages":[],"chat_template_kwargs":{"thinking":false}}`},
+		{name: "kimi k2.6: thinking off, over the caller's", transport: "request", path: "/v1/chat/completions", length: true,
+			body: `{"model":"moonshotai/kimi-k2.6","messages":[],"chat_template_kwargs":{"thinking":true,"x":1}}`,
+			want: `{"model":"moonshotai/kimi-k2.6","messages":[],"chat_template_kwargs":{"thinking":false,"x":1}}`},
+		{name: "other deepseek and kimi models untouched", transport: "request", path: "/v1/chat/completions", length: true, body: `{"model":"deepseek-ai/deepseek-v4-pro-preview","messages":[]}`},
+		{name: "kimi k2.5 untouched", transport: "fetch", path: "/v1/chat/completions", body: `{"model":"moonshotai/kimi-k2.5","messages":[]}`},
+		{name: "nemotron-3 on the managed route: thinking stripped", transport: "request", host: "inference.local", path: "/v1/chat/completions", length: true,
+			env: managedEnv, body: super3, want: super3Stripped},
+		{name: "nemotron-3 on the managed route through fetch, provider from the header", transport: "fetch", host: "inference.local", path: "/v1/chat/completions",
+			headers: provider("nvidia-prod"), body: super3, want: super3Stripped},
+		{name: "the header's provider wins over the environment", transport: "request", host: "inference.local", path: "/v1/chat/completions", length: true,
+			headers: provider("openai"), env: managedEnv, body: super3, want: super3Kept},
+		{name: "nemotron-3 elsewhere keeps thinking", transport: "fetch", path: "/v1/chat/completions", env: managedEnv, body: super3, want: super3Kept},
+		{name: "nemotron-3 ultra without system message or tools", transport: "request", path: "/v1/chat/completions", length: true,
+			body: `{"model":"` + ultra + `","messages":[{"role":"user","content":"make a dir"}],"tools":[{"type":"function","function":{"name":"web_search"}}]}`,
+			want: `{"model":"` + ultra + `","messages":[{"role":"system","content":"` + toolLessSystem + `"},{"role":"user","content":"make a dir"}],"tools":[{"type":"function","function":{"name":"web_search"}}],"chat_template_kwargs":{"force_nonempty_content":true}}`},
+		{name: "nemotron-3 ultra with a system message anywhere", transport: "fetch", path: "/v1/chat/completions",
+			body: `{"model":"` + ultra + `","messages":[{"role":"user","content":"a"},{"role":"system","content":"b"}]}`,
+			want: `{"model":"` + ultra + `","messages":[{"role":"user","content":"a"},{"role":"system","content":"b"}],"chat_template_kwargs":{"force_nonempty_content":true}}`},
+		{name: "nemotron-3 ultra with a tool that runs commands", transport: "request", path: "/v1/chat/completions", length: true,
+			body: `{"model":"` + ultra + `","messages":[{"role":"user","content":"a"}],"tools":[{"type":"function","function":{"name":"Bash"}}]}`,
+			want: `{"model":"` + ultra + `","messages":[{"role":"user","content":"a"}],"tools":[{"type":"function","function":{"name":"Bash"}}],"chat_template_kwargs":{"force_nonempty_content":true}}`},
+		{name: "provider header removed from any request", transport: "get", path: "/models", headers: provider("nvidia-prod")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			srv := httptest.NewServer(rec)
+			defer srv.Close()
+			c, err := json.Marshal(map[string]any{"transport": tt.transport, "host": tt.host, "path": tt.path,
+				"chunks": tt.chunks, "length": tt.length, "headers": tt.headers, "body": tt.body})
+			if err != nil {
+				t.Fatal(err)
 			}
-			continue
-		}
-		var doc struct {
-			Model  string         `json:"model"`
-			Kwargs map[string]any `json:"chat_template_kwargs"`
-		}
-		if err := json.Unmarshal(got.Body, &doc); err != nil {
-			t.Fatalf("request %d: body %q: %v", i, got.Body, err)
-		}
-		wantKw := map[string]any{"force_nonempty_content": true}
-		if i < 2 || i == 5 || i == 6 {
-			wantKw["enable_thinking"] = false
-		}
-		if diff := cmp.Diff(wantKw, doc.Kwargs); diff != "" {
-			t.Errorf("request %d %s kwargs (-want +got):\n%s", i, got.Path, diff)
-		}
+			r := runNode(t, "", tt.env, "--require", fix, script("nemotron.js"), port(t, srv), string(c))
+			if r.code != 0 || !strings.Contains(r.stdout, "done") {
+				t.Fatalf("exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
+			}
+			reqs := rec.all()
+			if len(reqs) != 1 {
+				t.Fatalf("server saw %d requests, want 1", len(reqs))
+			}
+			got := reqs[0]
+			if got.Path != tt.path {
+				t.Errorf("path %q, want %q", got.Path, tt.path)
+			}
+			if v := got.Header.Get("X-NemoClaw-Upstream-Provider"); v != "" {
+				t.Errorf("the sandbox-internal provider header reached the server: %q", v)
+			}
+			if got.ContentLen >= 0 && got.ContentLen != int64(len(got.Body)) {
+				t.Errorf("Content-Length %d but body is %d bytes", got.ContentLen, len(got.Body))
+			}
+			if tt.want == "" {
+				if string(got.Body) != tt.body {
+					t.Errorf("body %q, want it byte for byte %q", got.Body, tt.body)
+				}
+				return
+			}
+			var gotDoc, wantDoc any
+			if err := json.Unmarshal(got.Body, &gotDoc); err != nil {
+				t.Fatalf("body %q: %v", got.Body, err)
+			}
+			if err := json.Unmarshal([]byte(tt.want), &wantDoc); err != nil {
+				t.Fatalf("want %q: %v", tt.want, err)
+			}
+			if diff := cmp.Diff(wantDoc, gotDoc); diff != "" {
+				t.Errorf("body (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
