@@ -267,7 +267,11 @@ func port(t *testing.T, srv *httptest.Server) string {
 	return u.Port()
 }
 
-func TestHTTPProxyFixReissuesForwardModeHTTPS(t *testing.T) {
+// proxyFixRun runs testdata/node/proxy-fix.js under the http proxy fix with
+// env added, against a TLS target and a plain server standing for the proxy,
+// and returns the answers and what each server saw.
+func proxyFixRun(t *testing.T, env ...string) (answers map[string]map[string]any, atTarget []recorded, atProxy []string) {
+	t.Helper()
 	dir, _ := stageChain(t, nil)
 	target := &recorder{}
 	tls := httptest.NewTLSServer(target)
@@ -280,20 +284,25 @@ func TestHTTPProxyFixReissuesForwardModeHTTPS(t *testing.T) {
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tls.Certificate().Raw}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"HTTPS_PROXY=http://127.0.0.1:" + port(t, plain), "NODE_EXTRA_CA_CERTS=" + ca, "NODE_USE_ENV_PROXY=1"}
+	env = append([]string{"HTTPS_PROXY=http://127.0.0.1:" + port(t, plain), "NODE_EXTRA_CA_CERTS=" + ca}, env...)
 	r := runNode(t, "", env, "--require", guardPath(t, dir, "http-proxy-fix"), script("proxy-fix.js"), port(t, plain), port(t, tls))
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	var out map[string]map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+	if err := json.Unmarshal([]byte(r.stdout), &answers); err != nil {
 		t.Fatalf("output %q: %v", r.stdout, err)
 	}
+	for _, p := range proxy.all() {
+		atProxy = append(atProxy, p.Path)
+	}
+	return answers, target.all(), atProxy
+}
+
+func TestHTTPProxyFixReissuesForwardModeHTTPS(t *testing.T) {
+	out, reqs, proxied := proxyFixRun(t, "NODE_USE_ENV_PROXY=1")
 	if got := out["forwardHttps"]; got["status"] != float64(200) || got["body"] != "ok /hello" {
 		t.Errorf("forward https answer %v, want 200 from the target", got)
 	}
-
-	reqs := target.all()
 	if len(reqs) != 1 {
 		t.Fatalf("target saw %d requests, want 1", len(reqs))
 	}
@@ -301,17 +310,31 @@ func TestHTTPProxyFixReissuesForwardModeHTTPS(t *testing.T) {
 	if got.Method != "POST" || got.Path != "/hello?x=1" || string(got.Body) != "payload" || got.Header.Get("X-Keep") != "yes" {
 		t.Errorf("target saw %s %s body %q headers %v", got.Method, got.Path, got.Body, got.Header)
 	}
-	for _, h := range []string{"Proxy-Authorization", "Authorization"} {
+	// Proxy credentials, and a header the caller's Connection names as
+	// hop-by-hop, are for the proxy only.
+	for _, h := range []string{"Proxy-Authorization", "Authorization", "X-Hop"} {
 		if v := got.Header.Get(h); v != "" {
 			t.Errorf("proxy-only header %s=%q reached the target", h, v)
 		}
 	}
-	var proxied []string
-	for _, p := range proxy.all() {
-		proxied = append(proxied, p.Path)
-	}
 	if diff := cmp.Diff([]string{"http://example.invalid/plain", "/direct"}, proxied); diff != "" {
 		t.Errorf("requests that must pass through to the proxy (-want +got):\n%s", diff)
+	}
+}
+
+// Without NODE_USE_ENV_PROXY=1, Node would send a reissued request straight to
+// the target, past the proxy: the guard leaves every request as it is.
+func TestHTTPProxyFixIsInertWithoutEnvProxy(t *testing.T) {
+	for name, env := range map[string][]string{"unset": nil, "0": {"NODE_USE_ENV_PROXY=0"}} {
+		t.Run(name, func(t *testing.T) {
+			_, reqs, proxied := proxyFixRun(t, env...)
+			if len(reqs) != 0 {
+				t.Errorf("target saw %d requests, want none: the proxy is the only way out", len(reqs))
+			}
+			if len(proxied) == 0 || !strings.HasPrefix(proxied[0], "https://127.0.0.1:") {
+				t.Errorf("the forward-mode https request did not reach the proxy as sent: %v", proxied)
+			}
+		})
 	}
 }
 
