@@ -71,6 +71,7 @@ func TestValidateRequired(t *testing.T) {
 		{[]string{"slack-channel-guard", "safety-net"}, ""},
 		{[]string{"safety-nett"}, `unknown guard "safety-nett" (known: safety-net, http-proxy-fix`},
 		{[]string{"safety-net", "safety-net"}, `guard "safety-net" listed twice`},
+		{[]string{"safety-net", "slack-token-rewriter"}, `guard "slack-token-rewriter" is retired: OpenShell resolves the xoxb-/xapp-OPENSHELL-RESOLVE-ENV- placeholders itself`},
 	}
 	for _, tt := range tests {
 		err := c.ValidateRequired(tt.ids)

@@ -277,7 +277,7 @@ func newFlags(cmd string, env func(string) (string, bool), chain guards.Chain, c
 			cfg.opts.ProxyPort = n
 			return guards.ValidatePort(n)
 		}},
-		{"require", "GUARDCHAIN_REQUIRE", "guards named in NODE_OPTIONS, comma-separated, or none (known: " + strings.Join(chain.IDs(), ", ") + ")",
+		{"require", "GUARDCHAIN_REQUIRE", "guards named in NODE_OPTIONS, comma-separated, or none (known: " + strings.Join(chain.Requirable(), ", ") + ")",
 			strings.Join(defs.Required, ","), func(s string) error {
 				cfg.opts.Required = list(s)
 				return chain.ValidateRequired(cfg.opts.Required)

@@ -42,7 +42,9 @@ func TestRun(t *testing.T) {
 		{"bad host", []string{"print", "--proxy-host", "$(id)"}, nil, 2, "",
 			"initguards: print: invalid value \"$(id)\" for flag -proxy-host: proxy host \"$(id)\" is neither an IP address nor a DNS name\n"},
 		{"bad guard", []string{"print", "--require", "safety-net,ciao"}, nil, 2, "",
-			"initguards: print: invalid value \"safety-net,ciao\" for flag -require: unknown guard \"ciao\" (known: safety-net, http-proxy-fix, nemotron-inference-fix, ciao-network-guard, slack-token-rewriter, slack-channel-guard)\n"},
+			"initguards: print: invalid value \"safety-net,ciao\" for flag -require: unknown guard \"ciao\" (known: safety-net, http-proxy-fix, nemotron-inference-fix, ciao-network-guard, slack-channel-guard)\n"},
+		{"retired guard", []string{"print", "--require", "safety-net,slack-token-rewriter"}, nil, 2, "",
+			"initguards: print: invalid value \"safety-net,slack-token-rewriter\" for flag -require: guard \"slack-token-rewriter\" is retired: " + retired("slack-token-rewriter") + "\n"},
 		{"bad ownership", []string{"emit", "--ownership", "uid:-1"}, nil, 2, "",
 			"initguards: emit: invalid value \"uid:-1\" for flag -ownership: ownership \"uid:-1\": uid \"-1\" is not a number from 0 to 4294967294\n"},
 		{"bad redirect", []string{"print", "--cache-redirects", "HOME"}, nil, 2, "",
@@ -98,4 +100,10 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// retired is why the embedded chain no longer offers the guard id.
+func retired(id string) string {
+	g, _ := guards.Default().Lookup(id)
+	return g.Retired
 }
