@@ -514,6 +514,8 @@ func TestSlackChannelGuard(t *testing.T) {
 	}{
 		{"reject-slack", 0, true, "[channels] [slack] provider failed to start: An API error occurred: invalid_auth"},
 		{"throw-slack", 0, true, "[channels] [slack] provider failed to start: socket mode failed"},
+		{"reject-slackbot", 0, true, "[channels] [slack] provider failed to start: bolt app failed"},
+		{"reject-token-type", 0, true, "[channels] [slack] provider failed to start: An API error occurred: not_allowed_token_type"},
 		{"reject-other", 1, false, "database unavailable"},
 	}
 	for _, tt := range tests {
