@@ -122,6 +122,8 @@ func TestSafetyNet(t *testing.T) {
 			[]string{"UNKNOWN PATTERN uncaughtException: kaboom - gateway continues"}, nil},
 		{"benign ciao error is one short line", "", []string{sandbox}, []string{"--require", net, script("safety-net.js"), "gateway", "throw-ciao"}, 0, true,
 			[]string{"[sandbox-safety-net] ignored uncaughtException (ciao probing cancelled): CIAO PROBING CANCELLED"}, []string{"UNKNOWN PATTERN"}},
+		{"a rejection from inside ciao is benign", "", []string{sandbox}, []string{"--require", net, script("safety-net.js"), "gateway", "reject-ciao-stack"}, 0, true,
+			[]string{"[sandbox-safety-net] ignored unhandledRejection (ciao/mDNS): socket closed"}, []string{"UNKNOWN PATTERN"}},
 		{"argv0 openclaw-gateway is a gateway", "/usr/local/bin/openclaw-gateway", []string{sandbox}, []string{"--require", net, script("safety-net.js"), "reject-unknown"}, 0, true,
 			[]string{"loaded (argv0=openclaw-gateway)", "gateway continues"}, nil},
 		{"other processes keep Node's behaviour", "", []string{sandbox}, []string{"--require", net, script("safety-net.js"), "worker", "reject-unknown"}, 1, false,
