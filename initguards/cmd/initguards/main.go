@@ -238,6 +238,9 @@ func printChain(what string, cfg config, chain guards.Chain, stdout io.Writer) e
 			if i < len(chain.Guards) && required[chain.Guards[i].ID] {
 				mark = " (required)"
 			}
+			if i < len(chain.Guards) && chain.Guards[i].Retired != "" {
+				mark = " (retired)"
+			}
 			fmt.Fprintf(stdout, "%s %6d %s%s\n", sha(f.Data), len(f.Data), f.Name, mark)
 		}
 		fmt.Fprintf(stdout, "chain sha256:%s\n", chain.SHA256())

@@ -54,6 +54,7 @@ func TestRun(t *testing.T) {
 		{"stray argument", []string{"emit", "--dir", "%DIR%", "now"}, nil, 2, "", "initguards: emit: unexpected arguments [\"now\"]\n"},
 		{"print env", []string{"print", "--proxy-port", "8080"}, nil, 0, "export HTTPS_PROXY='http://10.200.0.1:8080'", ""},
 		{"print chain", []string{"print", "chain", "--require", "none"}, nil, 0, "chain sha256:" + guards.Default().SHA256(), ""},
+		{"print chain marks the retired", []string{"print", "chain"}, nil, 0, " nemoclaw-slack-token-rewriter.js (retired)\n", ""},
 		{"print what", []string{"print", "files"}, nil, 2, "", "initguards: print: print \"files\": want env or chain\n"},
 		{"version", []string{"version"}, nil, 0, "chain sha256:" + guards.Default().SHA256(), ""},
 		{"auto without preloads is embedded", []string{"emit", "--dir", "%DIR%", "--ownership", uid, "--source", "auto", "--preloads-dir", "%DIR%/none"}, nil, 0,
