@@ -401,6 +401,8 @@ func TestNemotronFix(t *testing.T) {
 			env: managedEnv, body: super3, want: super3Stripped},
 		{name: "nemotron-3 on the managed route through fetch, provider from the header", transport: "fetch", host: "inference.local", path: "/v1/chat/completions",
 			headers: provider("nvidia-prod"), body: super3, want: super3Stripped},
+		{name: "nemotron-3 to the managed route through a proxy in forward mode", transport: "request", path: "http://inference.local/v1/chat/completions", length: true,
+			env: managedEnv, body: super3, want: super3Stripped},
 		{name: "the header's provider wins over the environment", transport: "request", host: "inference.local", path: "/v1/chat/completions", length: true,
 			headers: provider("openai"), env: managedEnv, body: super3, want: super3Kept},
 		{name: "nemotron-3 elsewhere keeps thinking", transport: "fetch", path: "/v1/chat/completions", env: managedEnv, body: super3, want: super3Kept},

@@ -181,6 +181,11 @@
       var method = String(options.method || 'GET').toUpperCase();
       var path = options.path || (url && url.pathname + url.search) || '/';
       var host = options.hostname || options.host || (url && url.hostname) || 'localhost';
+      // Forward mode through a proxy: the path is the absolute URL, and its
+      // host is the one the request is for.
+      if (/^https?:\/\//i.test(path)) {
+        try { host = new URLCtor(path).host; } catch (e) { /* keep the host we have */ }
+      }
       return { method: method, path: path, host: host };
     }
 
