@@ -32,6 +32,11 @@ type Guard struct {
 	// OnlyIfEnv, when set, is an environment variable that must equal OnlyIfValue
 	// at source time for the guard to be added to NODE_OPTIONS.
 	OnlyIfEnv, OnlyIfValue string
+	// Retired, when set, says why the guard may no longer be required. Its
+	// file is still written, and does nothing, because a NODE_OPTIONS that an
+	// earlier release wrote (a pod's env, an offline-injected manifest) may
+	// still name it, and a --require of a missing file stops every Node process.
+	Retired string
 	// Bytes is the script itself.
 	Bytes []byte
 }
@@ -53,7 +58,8 @@ var manifest = []Guard{
 	{ID: "http-proxy-fix", Name: "nemoclaw-http-proxy-fix.js", DefaultRequired: true, OnlyIfEnv: "NODE_USE_ENV_PROXY", OnlyIfValue: "1"},
 	{ID: "nemotron-inference-fix", Name: "nemoclaw-nemotron-inference-fix.js", DefaultRequired: true},
 	{ID: "ciao-network-guard", Name: "nemoclaw-ciao-network-guard.js", DefaultRequired: true},
-	{ID: "slack-token-rewriter", Name: "nemoclaw-slack-token-rewriter.js"},
+	{ID: "slack-token-rewriter", Name: "nemoclaw-slack-token-rewriter.js",
+		Retired: "OpenShell resolves the xoxb-/xapp-OPENSHELL-RESOLVE-ENV- placeholders itself, and NemoClaw fails a sandbox whose NODE_OPTIONS names it; remove it from the required guards"},
 	{ID: "slack-channel-guard", Name: "nemoclaw-slack-channel-guard.js"},
 }
 
@@ -90,6 +96,18 @@ func (c Chain) IDs() []string {
 	return ids
 }
 
+// Requirable lists the IDs that may be required, in chain order: all but
+// the retired ones.
+func (c Chain) Requirable() []string {
+	var ids []string
+	for _, g := range c.Guards {
+		if g.Retired == "" {
+			ids = append(ids, g.ID)
+		}
+	}
+	return ids
+}
+
 // DefaultRequired lists the IDs required unless configured otherwise.
 func (c Chain) DefaultRequired() []string {
 	var ids []string
@@ -111,13 +129,17 @@ func (c Chain) Lookup(id string) (Guard, bool) {
 	return Guard{}, false
 }
 
-// ValidateRequired checks that every ID names a guard of the chain and that
-// none repeats, so a typo never silently drops a guard.
+// ValidateRequired checks that every ID names a guard of the chain that is
+// not retired and that none repeats, so a typo never silently drops a guard.
 func (c Chain) ValidateRequired(ids []string) error {
 	seen := map[string]bool{}
 	for _, id := range ids {
-		if _, ok := c.Lookup(id); !ok {
-			return fmt.Errorf("unknown guard %q (known: %s)", id, strings.Join(c.IDs(), ", "))
+		g, ok := c.Lookup(id)
+		if !ok {
+			return fmt.Errorf("unknown guard %q (known: %s)", id, strings.Join(c.Requirable(), ", "))
+		}
+		if g.Retired != "" {
+			return fmt.Errorf("guard %q is retired: %s", id, g.Retired)
 		}
 		if seen[id] {
 			return fmt.Errorf("guard %q listed twice", id)

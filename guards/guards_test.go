@@ -35,6 +35,17 @@ func TestManifestMatchesEmbeddedFiles(t *testing.T) {
 	if diff := cmp.Diff(want, Default().DefaultRequired()); diff != "" {
 		t.Errorf("default required (-want +got):\n%s", diff)
 	}
+	want = append(want, "slack-channel-guard")
+	if diff := cmp.Diff(want, Default().Requirable()); diff != "" {
+		t.Errorf("requirable (-want +got):\n%s", diff)
+	}
+	// A retired guard is never required by default, and its file is still
+	// written (it is among the embedded files above).
+	for _, g := range Default().Guards {
+		if g.Retired != "" && (g.DefaultRequired || strings.Contains(g.Retired, "\n")) {
+			t.Errorf("retired guard %s: required by default %v, reason %q (one line)", g.ID, g.DefaultRequired, g.Retired)
+		}
+	}
 }
 
 func TestSHA256ChangesWithAnyByteOrOrder(t *testing.T) {
@@ -71,6 +82,7 @@ func TestValidateRequired(t *testing.T) {
 		{[]string{"slack-channel-guard", "safety-net"}, ""},
 		{[]string{"safety-nett"}, `unknown guard "safety-nett" (known: safety-net, http-proxy-fix`},
 		{[]string{"safety-net", "safety-net"}, `guard "safety-net" listed twice`},
+		{[]string{"safety-net", "slack-token-rewriter"}, `guard "slack-token-rewriter" is retired: OpenShell resolves the xoxb-/xapp-OPENSHELL-RESOLVE-ENV- placeholders itself`},
 	}
 	for _, tt := range tests {
 		err := c.ValidateRequired(tt.ids)

@@ -122,6 +122,8 @@ func TestSafetyNet(t *testing.T) {
 			[]string{"UNKNOWN PATTERN uncaughtException: kaboom - gateway continues"}, nil},
 		{"benign ciao error is one short line", "", []string{sandbox}, []string{"--require", net, script("safety-net.js"), "gateway", "throw-ciao"}, 0, true,
 			[]string{"[sandbox-safety-net] ignored uncaughtException (ciao probing cancelled): CIAO PROBING CANCELLED"}, []string{"UNKNOWN PATTERN"}},
+		{"a rejection from inside ciao is benign", "", []string{sandbox}, []string{"--require", net, script("safety-net.js"), "gateway", "reject-ciao-stack"}, 0, true,
+			[]string{"[sandbox-safety-net] ignored unhandledRejection (ciao/mDNS): socket closed"}, []string{"UNKNOWN PATTERN"}},
 		{"argv0 openclaw-gateway is a gateway", "/usr/local/bin/openclaw-gateway", []string{sandbox}, []string{"--require", net, script("safety-net.js"), "reject-unknown"}, 0, true,
 			[]string{"loaded (argv0=openclaw-gateway)", "gateway continues"}, nil},
 		{"other processes keep Node's behaviour", "", []string{sandbox}, []string{"--require", net, script("safety-net.js"), "worker", "reject-unknown"}, 1, false,
@@ -169,7 +171,7 @@ func TestGuardsLoadTwiceHarmlessly(t *testing.T) {
 			if r.code != 0 || !strings.Contains(r.stdout, "alive") {
 				t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 			}
-			for _, line := range []string{"[sandbox-safety-net] loaded", "[guard] ciao-network-guard loaded"} {
+			for _, line := range []string{"[sandbox-safety-net] loaded", "[guard] ciao-network-guard loaded", "[guard] slack-token-rewriter is retired"} {
 				if n := strings.Count(r.stderr, line); n > 1 {
 					t.Errorf("%q printed %d times:\n%s", line, n, r.stderr)
 				}
@@ -267,7 +269,11 @@ func port(t *testing.T, srv *httptest.Server) string {
 	return u.Port()
 }
 
-func TestHTTPProxyFixReissuesForwardModeHTTPS(t *testing.T) {
+// proxyFixRun runs testdata/node/proxy-fix.js under the http proxy fix with
+// env added, against a TLS target and a plain server standing for the proxy,
+// and returns the answers and what each server saw.
+func proxyFixRun(t *testing.T, env ...string) (answers map[string]map[string]any, atTarget []recorded, atProxy []string) {
+	t.Helper()
 	dir, _ := stageChain(t, nil)
 	target := &recorder{}
 	tls := httptest.NewTLSServer(target)
@@ -280,20 +286,25 @@ func TestHTTPProxyFixReissuesForwardModeHTTPS(t *testing.T) {
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tls.Certificate().Raw}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"HTTPS_PROXY=http://127.0.0.1:" + port(t, plain), "NODE_EXTRA_CA_CERTS=" + ca, "NODE_USE_ENV_PROXY=1"}
+	env = append([]string{"HTTPS_PROXY=http://127.0.0.1:" + port(t, plain), "NODE_EXTRA_CA_CERTS=" + ca}, env...)
 	r := runNode(t, "", env, "--require", guardPath(t, dir, "http-proxy-fix"), script("proxy-fix.js"), port(t, plain), port(t, tls))
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	var out map[string]map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+	if err := json.Unmarshal([]byte(r.stdout), &answers); err != nil {
 		t.Fatalf("output %q: %v", r.stdout, err)
 	}
+	for _, p := range proxy.all() {
+		atProxy = append(atProxy, p.Path)
+	}
+	return answers, target.all(), atProxy
+}
+
+func TestHTTPProxyFixReissuesForwardModeHTTPS(t *testing.T) {
+	out, reqs, proxied := proxyFixRun(t, "NODE_USE_ENV_PROXY=1")
 	if got := out["forwardHttps"]; got["status"] != float64(200) || got["body"] != "ok /hello" {
 		t.Errorf("forward https answer %v, want 200 from the target", got)
 	}
-
-	reqs := target.all()
 	if len(reqs) != 1 {
 		t.Fatalf("target saw %d requests, want 1", len(reqs))
 	}
@@ -301,93 +312,194 @@ func TestHTTPProxyFixReissuesForwardModeHTTPS(t *testing.T) {
 	if got.Method != "POST" || got.Path != "/hello?x=1" || string(got.Body) != "payload" || got.Header.Get("X-Keep") != "yes" {
 		t.Errorf("target saw %s %s body %q headers %v", got.Method, got.Path, got.Body, got.Header)
 	}
-	for _, h := range []string{"Proxy-Authorization", "Authorization"} {
+	// Proxy credentials, and a header the caller's Connection names as
+	// hop-by-hop, are for the proxy only.
+	for _, h := range []string{"Proxy-Authorization", "Authorization", "X-Hop"} {
 		if v := got.Header.Get(h); v != "" {
 			t.Errorf("proxy-only header %s=%q reached the target", h, v)
 		}
-	}
-	var proxied []string
-	for _, p := range proxy.all() {
-		proxied = append(proxied, p.Path)
 	}
 	if diff := cmp.Diff([]string{"http://example.invalid/plain", "/direct"}, proxied); diff != "" {
 		t.Errorf("requests that must pass through to the proxy (-want +got):\n%s", diff)
 	}
 }
 
-func TestNemotronFixRewritesOnlyNemotronChatCompletions(t *testing.T) {
-	dir, _ := stageChain(t, nil)
-	rec := &recorder{}
-	srv := httptest.NewServer(rec)
-	defer srv.Close()
-	r := runNode(t, "", nil, "--require", guardPath(t, dir, "nemotron-inference-fix"), script("nemotron.js"), port(t, srv))
-	if r.code != 0 || !strings.Contains(r.stdout, "done") {
-		t.Fatalf("exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
-	}
-	reqs := rec.all()
-	if len(reqs) != 8 {
-		t.Fatalf("server saw %d requests, want 8", len(reqs))
-	}
-	llama := `{"model":"meta/llama-3.1-8b",  "messages":[]}`
-	nemotron := `{"model":"nvidia/NVIDIA-Nemotron-Nano-9B-v2","messages":[{"role":"user","content":"hi"}],"chat_template_kwargs":{"enable_thinking":false}}`
-	for i, want := range []struct {
-		rewritten bool
-		body      string
-	}{
-		{true, ""}, {true, ""}, {false, llama}, {false, "not json {"}, {false, nemotron},
-		{true, ""}, {true, ""}, {false, llama},
-	} {
-		got := reqs[i]
-		if got.ContentLen >= 0 && got.ContentLen != int64(len(got.Body)) {
-			t.Errorf("request %d %s: Content-Length %d but body is %d bytes", i, got.Path, got.ContentLen, len(got.Body))
-		}
-		if !want.rewritten {
-			if string(got.Body) != want.body {
-				t.Errorf("request %d %s: body %q, want it byte for byte %q", i, got.Path, got.Body, want.body)
+// Without NODE_USE_ENV_PROXY=1, Node would send a reissued request straight to
+// the target, past the proxy: the guard leaves every request as it is.
+func TestHTTPProxyFixIsInertWithoutEnvProxy(t *testing.T) {
+	for name, env := range map[string][]string{"unset": nil, "0": {"NODE_USE_ENV_PROXY=0"}} {
+		t.Run(name, func(t *testing.T) {
+			_, reqs, proxied := proxyFixRun(t, env...)
+			if len(reqs) != 0 {
+				t.Errorf("target saw %d requests, want none: the proxy is the only way out", len(reqs))
 			}
-			continue
-		}
-		var doc struct {
-			Model  string         `json:"model"`
-			Kwargs map[string]any `json:"chat_template_kwargs"`
-		}
-		if err := json.Unmarshal(got.Body, &doc); err != nil {
-			t.Fatalf("request %d: body %q: %v", i, got.Body, err)
-		}
-		wantKw := map[string]any{"force_nonempty_content": true}
-		if i < 2 || i == 5 || i == 6 {
-			wantKw["enable_thinking"] = false
-		}
-		if diff := cmp.Diff(wantKw, doc.Kwargs); diff != "" {
-			t.Errorf("request %d %s kwargs (-want +got):\n%s", i, got.Path, diff)
-		}
+			if len(proxied) == 0 || !strings.HasPrefix(proxied[0], "https://127.0.0.1:") {
+				t.Errorf("the forward-mode https request did not reach the proxy as sent: %v", proxied)
+			}
+		})
 	}
 }
 
-func TestSlackTokenRewriter(t *testing.T) {
+// toolLessSystem is the system message the nemotron fix adds for Nemotron-3
+// Ultra when the request has neither a system message nor a tool that can
+// write files or run commands.
+const toolLessSystem = "You cannot write files or run commands yourself. When asked to do either, " +
+	"answer with every command and the full code the user needs to do it by hand, step by step, " +
+	"leaving nothing out."
+
+// The nemotron fix under the real node binary, one process per case: what the
+// server receives for each model, path, route and transport. want "" means the
+// body must arrive byte for byte as sent; otherwise it is the JSON the server
+// must receive (compared as JSON).
+func TestNemotronFix(t *testing.T) {
+	dir, _ := stageChain(t, nil)
+	fix := guardPath(t, dir, "nemotron-inference-fix")
+	const (
+		nano     = `{"model":"nvidia/NVIDIA-Nemotron-Nano-9B-v2","messages":[{"role":"user","content":"hi"}],"chat_template_kwargs":{"enable_thinking":false}}`
+		nanoWant = `{"model":"nvidia/NVIDIA-Nemotron-Nano-9B-v2","messages":[{"role":"user","content":"hi"}],"chat_template_kwargs":{"enable_thinking":false,"force_nonempty_content":true}}`
+		llama    = `{"model":"meta/llama-3.1-8b",  "messages":[]}`
+		super3   = `{"model":"nvidia/nemotron-3-super-120b-a12b","messages":[{"role":"user","content":"hi"}],"thinking":{"type":"enabled"}}`
+		// The managed route strips the top-level thinking field; the kwarg is
+		// the Nemotron rule's.
+		super3Stripped = `{"model":"nvidia/nemotron-3-super-120b-a12b","messages":[{"role":"user","content":"hi"}],"chat_template_kwargs":{"force_nonempty_content":true}}`
+		super3Kept     = `{"model":"nvidia/nemotron-3-super-120b-a12b","messages":[{"role":"user","content":"hi"}],"thinking":{"type":"enabled"},"chat_template_kwargs":{"force_nonempty_content":true}}`
+		ultra          = "nvidia/nemotron-3-ultra-550b-a55b"
+	)
+	type nemotronCase struct {
+		name      string
+		transport string // request, get, fetch, fetch-request
+		host      string
+		path      string
+		chunks    int
+		length    bool
+		headers   map[string]string
+		env       []string
+		body      string
+		want      string
+	}
+	managedEnv := []string{"NEMOCLAW_UPSTREAM_PROVIDER=nvidia-prod"}
+	provider := func(p string) map[string]string { return map[string]string{"X-NemoClaw-Upstream-Provider": p} }
+	tests := []nemotronCase{
+		{name: "nemotron, written in pieces, kwargs kept", transport: "request", path: "/v1/chat/completions", chunks: 3, length: true, body: nano, want: nanoWant},
+		{name: "nemotron, chunked with a query", transport: "request", path: "/v1/chat/completions?stream=false", body: nano, want: nanoWant},
+		{name: "nemotron through fetch", transport: "fetch", path: "/fetch/v1/chat/completions", length: true, body: nano, want: nanoWant},
+		{name: "nemotron through fetch of a Request", transport: "fetch-request", path: "/request/v1/chat/completions", body: nano, want: nanoWant},
+		{name: "other model untouched", transport: "request", path: "/v1/chat/completions", chunks: 2, length: true, body: llama},
+		{name: "other model through fetch untouched", transport: "fetch", path: "/fetch/v1/chat/completions", body: llama},
+		{name: "not JSON untouched", transport: "request", path: "/v1/chat/completions", length: true, body: "not json {"},
+		{name: "other path untouched", transport: "request", path: "/v1/completions", length: true, body: nano},
+		{name: "deepseek v4 pro: thinking off", transport: "fetch", path: "/v1/chat/completions", body: `{"model":"deepseek-ai/deepseek-v4-pro","messages":[]}`,
+			want: `{"model":"deepseek-ai/deepseek-v4-pro","messages":[],"chat_template_kwargs":{"thinking":false}}`},
+		{name: "deepseek v4 pro in other case", transport: "request", path: "/v1/chat/completions", length: true, body: `{"model":"deepseek-ai/DeepSeek-V4-Pro","messages":[]}`,
+			want: `{"model":"deepseek-ai/DeepSeek-V4-Pro","messages":[],"chat_template_kwargs":{"thinking":false}}`},
+		{name: "kimi k2.6: thinking off, over the caller's", transport: "request", path: "/v1/chat/completions", length: true,
+			body: `{"model":"moonshotai/kimi-k2.6","messages":[],"chat_template_kwargs":{"thinking":true,"x":1}}`,
+			want: `{"model":"moonshotai/kimi-k2.6","messages":[],"chat_template_kwargs":{"thinking":false,"x":1}}`},
+		{name: "other deepseek and kimi models untouched", transport: "request", path: "/v1/chat/completions", length: true, body: `{"model":"deepseek-ai/deepseek-v4-pro-preview","messages":[]}`},
+		{name: "kimi k2.5 untouched", transport: "fetch", path: "/v1/chat/completions", body: `{"model":"moonshotai/kimi-k2.5","messages":[]}`},
+		{name: "nemotron-3 on the managed route: thinking stripped", transport: "request", host: "inference.local", path: "/v1/chat/completions", length: true,
+			env: managedEnv, body: super3, want: super3Stripped},
+		{name: "nemotron-3 on the managed route through fetch, provider from the header", transport: "fetch", host: "inference.local", path: "/v1/chat/completions",
+			headers: provider("nvidia-prod"), body: super3, want: super3Stripped},
+		{name: "nemotron-3 to the managed route through a proxy in forward mode", transport: "request", path: "http://inference.local/v1/chat/completions", length: true,
+			env: managedEnv, body: super3, want: super3Stripped},
+		{name: "the header's provider wins over the environment", transport: "request", host: "inference.local", path: "/v1/chat/completions", length: true,
+			headers: provider("openai"), env: managedEnv, body: super3, want: super3Kept},
+		{name: "nemotron-3 elsewhere keeps thinking", transport: "fetch", path: "/v1/chat/completions", env: managedEnv, body: super3, want: super3Kept},
+		{name: "nemotron-3 ultra without system message or tools", transport: "request", path: "/v1/chat/completions", length: true,
+			body: `{"model":"` + ultra + `","messages":[{"role":"user","content":"make a dir"}],"tools":[{"type":"function","function":{"name":"web_search"}}]}`,
+			want: `{"model":"` + ultra + `","messages":[{"role":"system","content":"` + toolLessSystem + `"},{"role":"user","content":"make a dir"}],"tools":[{"type":"function","function":{"name":"web_search"}}],"chat_template_kwargs":{"force_nonempty_content":true}}`},
+		{name: "nemotron-3 ultra with a system message anywhere", transport: "fetch", path: "/v1/chat/completions",
+			body: `{"model":"` + ultra + `","messages":[{"role":"user","content":"a"},{"role":"system","content":"b"}]}`,
+			want: `{"model":"` + ultra + `","messages":[{"role":"user","content":"a"},{"role":"system","content":"b"}],"chat_template_kwargs":{"force_nonempty_content":true}}`},
+		{name: "nemotron-3 ultra with a tool that runs commands", transport: "request", path: "/v1/chat/completions", length: true,
+			body: `{"model":"` + ultra + `","messages":[{"role":"user","content":"a"}],"tools":[{"type":"function","function":{"name":"Bash"}}]}`,
+			want: `{"model":"` + ultra + `","messages":[{"role":"user","content":"a"}],"tools":[{"type":"function","function":{"name":"Bash"}}],"chat_template_kwargs":{"force_nonempty_content":true}}`},
+		{name: "provider header removed from any request", transport: "get", path: "/models", headers: provider("nvidia-prod")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			srv := httptest.NewServer(rec)
+			defer srv.Close()
+			c, err := json.Marshal(map[string]any{"transport": tt.transport, "host": tt.host, "path": tt.path,
+				"chunks": tt.chunks, "length": tt.length, "headers": tt.headers, "body": tt.body})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := runNode(t, "", tt.env, "--require", fix, script("nemotron.js"), port(t, srv), string(c))
+			if r.code != 0 || !strings.Contains(r.stdout, "done") {
+				t.Fatalf("exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
+			}
+			reqs := rec.all()
+			if len(reqs) != 1 {
+				t.Fatalf("server saw %d requests, want 1", len(reqs))
+			}
+			got := reqs[0]
+			if got.Path != tt.path {
+				t.Errorf("path %q, want %q", got.Path, tt.path)
+			}
+			if v := got.Header.Get("X-NemoClaw-Upstream-Provider"); v != "" {
+				t.Errorf("the sandbox-internal provider header reached the server: %q", v)
+			}
+			if got.ContentLen >= 0 && got.ContentLen != int64(len(got.Body)) {
+				t.Errorf("Content-Length %d but body is %d bytes", got.ContentLen, len(got.Body))
+			}
+			if tt.want == "" {
+				if string(got.Body) != tt.body {
+					t.Errorf("body %q, want it byte for byte %q", got.Body, tt.body)
+				}
+				return
+			}
+			var gotDoc, wantDoc any
+			if err := json.Unmarshal(got.Body, &gotDoc); err != nil {
+				t.Fatalf("body %q: %v", got.Body, err)
+			}
+			if err := json.Unmarshal([]byte(tt.want), &wantDoc); err != nil {
+				t.Fatalf("want %q: %v", tt.want, err)
+			}
+			if diff := cmp.Diff(wantDoc, gotDoc); diff != "" {
+				t.Errorf("body (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// The retired slack-token-rewriter stays as an inert file: a NODE_OPTIONS from
+// an earlier release that still names it (here the pod's env, kept by
+// proxy-env.sh) must neither stop Node nor change a request, and says once
+// that it should go.
+func TestRetiredSlackTokenRewriterIsInert(t *testing.T) {
 	dir, _ := stageChain(t, nil)
 	rec := &recorder{}
 	srv := httptest.NewServer(rec)
 	defer srv.Close()
-	r := runNode(t, "", nil, "--require", guardPath(t, dir, "slack-token-rewriter"), script("slack-token.js"), port(t, srv))
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	stale := guardPath(t, dir, "slack-token-rewriter")
+	env := []string{"NODE_OPTIONS=--require " + stale, "PATH=" + os.Getenv("PATH")}
+	sh := ". " + ShellQuote(filepath.Join(dir, ProxyEnvName)) + " && exec node " + ShellQuote(script("slack-token.js")) + " " + port(t, srv)
+	cmd := exec.Command("/bin/sh", "-c", sh)
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), "done") {
+		t.Fatalf("%v: stdout %q stderr %s", err, out, stderr.String())
 	}
-	reqs := rec.all()
-	if len(reqs) != 3 {
-		t.Fatalf("server saw %d requests, want 3", len(reqs))
+	if got, want := strings.Count(stderr.String(), "[guard] slack-token-rewriter is retired and does nothing; remove "+stale+" from NODE_OPTIONS"), 1; got != want {
+		t.Errorf("retirement notice printed %d times, want %d:\n%s", got, want, stderr.String())
 	}
 	type seen struct{ Auth, Body string }
 	var got []seen
-	for _, q := range reqs {
+	for _, q := range rec.all() {
 		if q.ContentLen >= 0 && q.ContentLen != int64(len(q.Body)) {
 			t.Errorf("%s: Content-Length %d, body %d bytes", q.Path, q.ContentLen, len(q.Body))
 		}
 		got = append(got, seen{q.Header.Get("Authorization"), string(q.Body)})
 	}
+	// OpenShell resolves these placeholders at egress: they leave as written.
 	want := []seen{
-		{"Bearer openshell:resolve:env:SLACK_BOT_TOKEN", "token=openshell:resolve:env:SLACK_APP_TOKEN&channel=C1"},
-		{"Bearer openshell:resolve:env:OTHER_TOKEN", "plain body"},
+		{"Bearer xoxb-OPENSHELL-RESOLVE-ENV-SLACK_BOT_TOKEN", "token=xapp-OPENSHELL-RESOLVE-ENV-SLACK_APP_TOKEN&channel=C1"},
+		{"Bearer xoxb-OPENSHELL-RESOLVE-ENV-OTHER_TOKEN", "plain body"},
 		{"", "xoxb-123-real-token and OPENSHELL-RESOLVE-ENV-NOPREFIX"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -406,6 +518,8 @@ func TestSlackChannelGuard(t *testing.T) {
 	}{
 		{"reject-slack", 0, true, "[channels] [slack] provider failed to start: An API error occurred: invalid_auth"},
 		{"throw-slack", 0, true, "[channels] [slack] provider failed to start: socket mode failed"},
+		{"reject-slackbot", 0, true, "[channels] [slack] provider failed to start: bolt app failed"},
+		{"reject-token-type", 0, true, "[channels] [slack] provider failed to start: An API error occurred: not_allowed_token_type"},
 		{"reject-other", 1, false, "database unavailable"},
 	}
 	for _, tt := range tests {

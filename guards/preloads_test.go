@@ -114,7 +114,7 @@ func TestFromPreloadsRendersAndHashesTheImageBytes(t *testing.T) {
 func TestProxyEnvCarriesLiteralRequireText(t *testing.T) {
 	c := Default()
 	o := c.DefaultOptions()
-	o.Required = c.IDs()
+	o.Required = c.Requirable()
 	b, err := c.RenderProxyEnv(o)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,8 @@ func TestProxyEnvCarriesLiteralRequireText(t *testing.T) {
 	if err := os.WriteFile(file, b, 0o444); err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range c.Guards {
+	for _, id := range o.Required {
+		g, _ := c.Lookup(id)
 		want := "--require " + filepath.Join(o.Dir, g.Name)
 		if out, err := exec.Command("grep", "-F", "--", want, file).CombinedOutput(); err != nil {
 			t.Errorf("grep -F -- %q: %v %s", want, err, out)

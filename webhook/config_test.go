@@ -25,6 +25,7 @@ func TestParseConfig(t *testing.T) {
 		{"bad host", "proxy: {host: 'a b', port: 1}\n", `config proxy.host: proxy host "a b" is neither`},
 		{"bad port", "proxy: {host: a, port: 0}\n", "config proxy.port: proxy port 0 is outside 1-65535"},
 		{"bad guard", "requiredGuards: [ciao]\n", `config requiredGuards: unknown guard "ciao"`},
+		{"retired guard", "requiredGuards: [safety-net, slack-token-rewriter]\n", `config requiredGuards: guard "slack-token-rewriter" is retired: OpenShell resolves`},
 		{"bad redirect", "cacheRedirects: HOME\n", `config gitSSLCAInfo/cacheRedirects: unknown cache redirect "HOME"`},
 		{"bad override", "allowedOverrides: [image]\n", `config allowedOverrides: unknown override "image"`},
 		{"bad label", "namespaceOptOutLabel: 'a b'\n", `config namespaceOptOutLabel: "a b"`},

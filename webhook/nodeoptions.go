@@ -10,7 +10,9 @@ import (
 // NODE_OPTIONS on target containers (config nodeOptions: append).
 
 // ensureNodeOptions appends the required --require tokens to a literal
-// NODE_OPTIONS. A value from a source (valueFrom, envFrom) is never silently
+// NODE_OPTIONS, and drops the tokens of retired guards, which an earlier
+// release may have appended (their files stay, inert, for values it cannot
+// reach). A value from a source (valueFrom, envFrom) is never silently
 // overridden: it is left alone with a warning.
 func (in *injection) ensureNodeOptions(c *corev1.Container, set podSettings) bool {
 	idx := -1
@@ -35,6 +37,11 @@ func (in *injection) ensureNodeOptions(c *corev1.Container, set podSettings) boo
 	required := map[string]bool{}
 	for _, id := range set.opts.Required {
 		required[id] = true
+	}
+	for _, g := range chain.Guards {
+		if g.Retired != "" {
+			tokens = dropRequire(tokens, path.Join(TmpPath, g.Name))
+		}
 	}
 	for _, g := range chain.Guards {
 		if !required[g.ID] || (g.OnlyIfEnv != "" && literalEnv(c, g.OnlyIfEnv) != g.OnlyIfValue) {
@@ -74,4 +81,22 @@ func hasRequire(tokens []string, file string) bool {
 		}
 	}
 	return false
+}
+
+// dropRequire removes every --require of file, in any of Node's forms; other
+// tokens keep their order.
+func dropRequire(tokens []string, file string) []string {
+	out := tokens[:0:0]
+	for i := 0; i < len(tokens); i++ {
+		t := tokens[i]
+		if t == "--require="+file {
+			continue
+		}
+		if (t == "--require" || t == "-r") && i+1 < len(tokens) && tokens[i+1] == file {
+			i++
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
 }

@@ -1,13 +1,16 @@
 // guardchain: nemoclaw-http-proxy-fix.js
 // With NODE_USE_ENV_PROXY=1 some clients send https:// URLs to the sandbox proxy
 // in forward mode (plain HTTP with an absolute URL), which the proxy refuses for
-// TLS targets. Such requests are reissued as direct https requests, which the
-// sandbox routes through the proxy with CONNECT. Everything else is untouched.
+// TLS targets. Such requests are reissued as direct https requests, which
+// Node's env proxy support (NODE_USE_ENV_PROXY=1) routes through the proxy with
+// CONNECT. Without it a reissued request would bypass the proxy, so the guard
+// does nothing then. Everything else is untouched.
 'use strict';
 (function httpProxyFix() {
   var MARK = Symbol.for('guardchain.http-proxy-fix');
   if (globalThis[MARK]) return;
   globalThis[MARK] = true;
+  if (process.env.NODE_USE_ENV_PROXY !== '1') return;
   try {
     var http = require('http');
     var https = require('https');
@@ -18,11 +21,14 @@
       'proxy-authorization': 1, 'proxy-authenticate': 1, 'te': 1, 'trailer': 1,
       'transfer-encoding': 1, 'upgrade': 1,
     };
-    // Options that only make sense for the hop to the proxy.
+    // Options that only make sense for the hop to the proxy: its address,
+    // agent and credentials, and the TLS name, source address and DNS hints
+    // chosen to reach it. TLS material, timeouts and signals are kept.
     var PROXY_ONLY = {
       'agent': 1, 'auth': 1, 'host': 1, 'hostname': 1, 'port': 1, 'path': 1,
       'protocol': 1, 'socketPath': 1, 'defaultPort': 1, 'createConnection': 1,
-      'headers': 1, 'setHost': 1, '_defaultAgent': 1,
+      'headers': 1, 'setHost': 1, '_defaultAgent': 1, 'servername': 1,
+      'checkServerIdentity': 1, 'localAddress': 1, 'lookup': 1, 'family': 1, 'hints': 1,
     };
 
     function stripBrackets(h) {
@@ -78,8 +84,18 @@
       var headers = {};
       var src = n.options.headers || {};
       var hk = Object.keys(src);
+      // A header that Connection names is hop-by-hop too (RFC 9110 7.6.1).
+      var listed = {};
+      for (var c = 0; c < hk.length; c++) {
+        if (hk[c].toLowerCase() !== 'connection') continue;
+        String([].concat(src[hk[c]]).join(',')).split(',').forEach(function (t) {
+          t = t.trim().toLowerCase();
+          if (t) listed[t] = 1;
+        });
+      }
       for (var j = 0; j < hk.length; j++) {
-        if (!HOP_BY_HOP[hk[j].toLowerCase()]) headers[hk[j]] = src[hk[j]];
+        var lower = hk[j].toLowerCase();
+        if (!HOP_BY_HOP[lower] && !listed[lower]) headers[hk[j]] = src[hk[j]];
       }
       opts.headers = headers;
       if (!opts.method) opts.method = 'GET';

@@ -37,12 +37,14 @@
       try { return String(err); } catch (e) { return '<unprintable>'; }
     }
 
-    // Known benign: mDNS (ciao) probing cancelled on shutdown, and the
-    // interface enumeration that the sandbox network namespace forbids.
+    // Known benign: mDNS (ciao) probing cancelled on shutdown or any other
+    // failure raised inside the ciao library (the sandbox has no multicast),
+    // and the interface enumeration that the sandbox network namespace forbids.
     function benign(err) {
       var msg = describe(err);
       var stack = (err && typeof err.stack === 'string') ? err.stack : '';
       if (msg.indexOf('CIAO PROBING CANCELLED') !== -1) return 'ciao probing cancelled';
+      if (stack.indexOf('@homebridge/ciao') !== -1 || stack.indexOf('/ciao/') !== -1) return 'ciao/mDNS';
       if (msg.indexOf('uv_interface_addresses') !== -1) return 'uv_interface_addresses';
       if (err && err.code === 'ERR_SYSTEM_ERROR' &&
           (msg.indexOf('networkInterfaces') !== -1 || stack.indexOf('networkInterfaces') !== -1)) {

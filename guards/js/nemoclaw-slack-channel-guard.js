@@ -7,7 +7,7 @@
   if (process.__guardchainSlackChannelGuard) return;
   try {
     Object.defineProperty(process, '__guardchainSlackChannelGuard', { value: true });
-    var AUTH = /\b(invalid_auth|not_authed|account_inactive|token_revoked|token_expired|no_permission|missing_scope)\b/;
+    var AUTH = /\b(invalid_auth|not_authed|account_inactive|token_revoked|token_expired|no_permission|missing_scope|not_allowed_token_type)\b/;
 
     function slackish(err) {
       if (err == null) return false;
@@ -15,7 +15,7 @@
       var msg = String(err.message !== undefined ? err.message : err);
       var stack = String(err.stack || '');
       var data = err.data && typeof err.data === 'object' ? String(err.data.error || '') : '';
-      if (/^slack_webapi_/.test(code) || /^slack_/.test(code)) return true;
+      if (/^slack_/.test(code) || code === 'slackbot_error') return true;
       if (AUTH.test(msg) || AUTH.test(data)) return true;
       if (stack.indexOf('@slack/') !== -1) return true;
       return msg.indexOf('slack.com') !== -1;

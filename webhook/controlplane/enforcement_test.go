@@ -16,6 +16,7 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/guardchain/guardchain/guards"
 	"github.com/guardchain/guardchain/webhook"
 )
 
@@ -67,7 +68,7 @@ func enforce(t testing.TB, cfg webhook.Config, namespaces []string, actions ...a
 func forged(cfg webhook.Config) *corev1.Pod {
 	p := probePod(cfg)
 	p.Annotations = map[string]string{webhook.SandboxIDAnnotation: "forged", webhook.AnnotationStatus: webhook.StatusInjected, webhook.AnnotationVersion: "dev",
-		webhook.AnnotationChain: "45e09b74658919e63d2cb336a0d5c4ceb3b5dccdafb35e6b3471e65585985de1"}
+		webhook.AnnotationChain: guards.DefaultSHA256()}
 	return p
 }
 

@@ -26,6 +26,9 @@ crash-looping new webhook pods.
 {{- fail (printf "config.preloadsDir %q: want a clean absolute path (no ., .. or trailing /); the webhook refuses it" .) -}}
 {{- end -}}
 {{- end -}}
+{{- if has "slack-token-rewriter" (.Values.config.requiredGuards | default list) -}}
+{{- fail "config.requiredGuards lists slack-token-rewriter, which is retired: OpenShell resolves the xoxb-/xapp-OPENSHELL-RESOLVE-ENV- placeholders itself, and NemoClaw fails a sandbox whose NODE_OPTIONS names it. Remove it; the webhook refuses it" -}}
+{{- end -}}
 {{- range .Values.webhook.namespaces -}}
 {{- if eq . $.Release.Namespace -}}
 {{- fail (printf "webhook.namespaces lists %s, the release namespace: guardchain never mutates pods in its own namespace (it must not block its own recovery), so that entry selects nothing. Remove it, or install the chart in another namespace" .) -}}

@@ -24,9 +24,13 @@ function send(opts, body) {
     path: `https://127.0.0.1:${targetPort}/hello?x=1`,
     headers: {
       Host: `127.0.0.1:${targetPort}`, 'Proxy-Authorization': 'Basic c2VjcmV0',
-      Connection: 'keep-alive', 'X-Keep': 'yes', 'Content-Type': 'text/plain',
+      Connection: 'keep-alive, X-Hop', 'X-Hop': 'for the proxy only',
+      'X-Keep': 'yes', 'Content-Type': 'text/plain',
     },
     auth: 'user:pass',
+    // The TLS name for the proxy hop: kept, it would fail the target's
+    // certificate check.
+    servername: 'proxy.invalid',
   }, 'payload');
   // Forward mode with an http:// target: the proxy's business, untouched.
   out.forwardHttp = await send({ host: '127.0.0.1', port: proxyPort, path: 'http://example.invalid/plain' });

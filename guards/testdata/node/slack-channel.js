@@ -1,6 +1,12 @@
 // usage: node slack-channel.js MODE
-// MODE: reject-slack | throw-slack | reject-other
+// MODE: reject-slack | throw-slack | reject-slackbot | reject-token-type | reject-other
 const mode = process.argv[2];
+if (mode === 'reject-slackbot') {
+  const err = new Error('bolt app failed');
+  err.code = 'slackbot_error';
+  Promise.reject(err);
+}
+if (mode === 'reject-token-type') Promise.reject(new Error('An API error occurred: not_allowed_token_type'));
 if (mode === 'reject-slack') {
   const err = new Error('An API error occurred: invalid_auth');
   err.code = 'slack_webapi_platform_error';

@@ -1,4 +1,5 @@
 // usage: node slack-token.js PORT
+// Sends requests that carry Slack token placeholders to 127.0.0.1:PORT.
 const http = require('http');
 const port = Number(process.argv[2]);
 

@@ -265,6 +265,9 @@ func printChain(what string, cfg config, chain guards.Chain, stdout io.Writer) e
 			if i < len(chain.Guards) && required[chain.Guards[i].ID] {
 				mark = " (required)"
 			}
+			if i < len(chain.Guards) && chain.Guards[i].Retired != "" {
+				mark = " (retired)"
+			}
 			fmt.Fprintf(stdout, "%s %6d %s%s\n", sha(f.Data), len(f.Data), f.Name, mark)
 		}
 		fmt.Fprintf(stdout, "chain sha256:%s\n", chain.SHA256())
@@ -304,7 +307,7 @@ func newFlags(cmd string, env func(string) (string, bool), chain guards.Chain, c
 			cfg.opts.ProxyPort = n
 			return guards.ValidatePort(n)
 		}},
-		{"require", "GUARDCHAIN_REQUIRE", "guards named in NODE_OPTIONS, comma-separated, or none (known: " + strings.Join(chain.IDs(), ", ") + ")",
+		{"require", "GUARDCHAIN_REQUIRE", "guards named in NODE_OPTIONS, comma-separated, or none (known: " + strings.Join(chain.Requirable(), ", ") + ")",
 			strings.Join(defs.Required, ","), func(s string) error {
 				cfg.opts.Required = list(s)
 				return chain.ValidateRequired(cfg.opts.Required)

@@ -42,7 +42,9 @@ func TestRun(t *testing.T) {
 		{"bad host", []string{"print", "--proxy-host", "$(id)"}, nil, 2, "",
 			"initguards: print: invalid value \"$(id)\" for flag -proxy-host: proxy host \"$(id)\" is neither an IP address nor a DNS name\n"},
 		{"bad guard", []string{"print", "--require", "safety-net,ciao"}, nil, 2, "",
-			"initguards: print: invalid value \"safety-net,ciao\" for flag -require: unknown guard \"ciao\" (known: safety-net, http-proxy-fix, nemotron-inference-fix, ciao-network-guard, slack-token-rewriter, slack-channel-guard)\n"},
+			"initguards: print: invalid value \"safety-net,ciao\" for flag -require: unknown guard \"ciao\" (known: safety-net, http-proxy-fix, nemotron-inference-fix, ciao-network-guard, slack-channel-guard)\n"},
+		{"retired guard", []string{"print", "--require", "safety-net,slack-token-rewriter"}, nil, 2, "",
+			"initguards: print: invalid value \"safety-net,slack-token-rewriter\" for flag -require: guard \"slack-token-rewriter\" is retired: " + retired("slack-token-rewriter") + "\n"},
 		{"bad ownership", []string{"emit", "--ownership", "uid:-1"}, nil, 2, "",
 			"initguards: emit: invalid value \"uid:-1\" for flag -ownership: ownership \"uid:-1\": uid \"-1\" is not a number from 0 to 4294967294\n"},
 		{"bad redirect", []string{"print", "--cache-redirects", "HOME"}, nil, 2, "",
@@ -52,6 +54,7 @@ func TestRun(t *testing.T) {
 		{"stray argument", []string{"emit", "--dir", "%DIR%", "now"}, nil, 2, "", "initguards: emit: unexpected arguments [\"now\"]\n"},
 		{"print env", []string{"print", "--proxy-port", "8080"}, nil, 0, "export HTTPS_PROXY='http://10.200.0.1:8080'", ""},
 		{"print chain", []string{"print", "chain", "--require", "none"}, nil, 0, "chain sha256:" + guards.Default().SHA256(), ""},
+		{"print chain marks the retired", []string{"print", "chain"}, nil, 0, " nemoclaw-slack-token-rewriter.js (retired)\n", ""},
 		{"print what", []string{"print", "files"}, nil, 2, "", "initguards: print: print \"files\": want env or chain\n"},
 		{"version", []string{"version"}, nil, 0, "chain sha256:" + guards.Default().SHA256(), ""},
 		{"auto without preloads is embedded", []string{"emit", "--dir", "%DIR%", "--ownership", uid, "--source", "auto", "--preloads-dir", "%DIR%/none"}, nil, 0,
@@ -98,4 +101,10 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// retired is why the embedded chain no longer offers the guard id.
+func retired(id string) string {
+	g, _ := guards.Default().Lookup(id)
+	return g.Retired
 }
