@@ -7,12 +7,11 @@ package audit
 
 import (
 	"fmt"
-	"path"
-	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/guardchain/guardchain/guards"
 	"github.com/guardchain/guardchain/initguards"
 	"github.com/guardchain/guardchain/webhook"
 )
@@ -27,67 +26,40 @@ const (
 	Failed    State = "failed"
 )
 
-// Reference is what "guarded" means: the target containers as the webhook
-// picks them, and the chain and version of the current release.
+// Reference is what "guarded" means: the backstop's own judgment (its
+// match conditions and validations, evaluated by Judge), and the chain and
+// version of the current release.
 type Reference struct {
-	Containers []string
-	// AnnotationTargets: pods may name their targets in
-	// guardchain.dev/containers (config allowedOverrides has containers).
-	AnnotationTargets bool
-	Version, Chain    string
+	Judge          *Judge
+	Version, Chain string
 }
 
-// Targeted reports whether the webhook would treat p as a sandbox: it
-// carries OpenShell's marks, has a container (or native sidecar) it
-// targets, and can land on Linux. The registration and the backstop select
-// the same pods.
+// Targeted reports whether the backstop applies to p: a sandbox pod (by
+// OpenShell's marks) with a target container, that can land on Linux. The
+// webhook's registration selects the same pods.
 func (r Reference) Targeted(p *corev1.Pod) bool {
-	if !webhook.IsSandbox(&p.ObjectMeta) || webhook.WindowsOnly(&p.Spec) != "" {
-		return false
-	}
-	for _, c := range append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...) {
-		if r.targets(p, c) {
-			return true
-		}
-	}
-	return false
-}
-
-// targets reports whether c is one of p's target containers: named in
-// config or (where allowed) the pod's annotation; an init container only as a
-// native sidecar.
-func (r Reference) targets(p *corev1.Pod, c corev1.Container) bool {
-	isInit := slices.ContainsFunc(p.Spec.InitContainers, func(i corev1.Container) bool { return i.Name == c.Name })
-	if isInit && (webhook.IsOwnInitContainer(c.Name) || c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways) {
-		return false
-	}
-	if slices.Contains(r.Containers, c.Name) {
-		return true
-	}
-	v, ok := p.Annotations[webhook.AnnotationContainers]
-	if !ok || !r.AnnotationTargets {
-		return false
-	}
-	// The annotation adds targets; it never removes the configured ones.
-	for _, n := range strings.Split(v, ",") {
-		if strings.TrimSpace(n) == c.Name {
-			return true
-		}
-	}
-	return false
+	ok, err := r.Judge.Selects(p)
+	return err == nil && ok
 }
 
 // Classify says what state p is in, and why in a few words. It reads the
-// pod's spec and status, never only its annotations, which anyone can write.
+// pod's spec and status, never only its annotations, which anyone can write:
+// unguarded is what the backstop would refuse at create, or a writer that
+// reported another chain than the pod records.
 func Classify(p *corev1.Pod, r Reference) (State, string) {
-	if !webhook.WritesChainFirst(&p.Spec) {
-		if p.Annotations[webhook.AnnotationStatus] == webhook.StatusInjected {
-			return Unguarded, "annotated injected, but has no " + webhook.InitContainerName + " first"
-		}
-		return Unguarded, "no " + webhook.InitContainerName + " (created before guardchain, or the webhook was bypassed)"
+	problems, err := r.Judge.Problems(p)
+	if err != nil {
+		return Unguarded, "cannot be judged: " + err.Error()
 	}
-	if c := r.unmounted(p); c != "" {
-		return Unguarded, "container " + c + " does not mount at /tmp the volume " + webhook.InitContainerName + " writes"
+	if len(problems) > 0 {
+		why := trimLead(problems[0], p)
+		if !webhook.WritesChainFirst(&p.Spec) {
+			why = "no " + webhook.InitContainerName + " (created before guardchain, or the webhook was bypassed)"
+			if p.Annotations[webhook.AnnotationStatus] == webhook.StatusInjected {
+				why = "annotated injected, but has no " + webhook.InitContainerName + " first"
+			}
+		}
+		return Unguarded, why
 	}
 	for _, s := range p.Status.InitContainerStatuses {
 		if !webhook.IsOwnInitContainer(s.Name) {
@@ -104,53 +76,30 @@ func Classify(p *corev1.Pod, r Reference) (State, string) {
 	case c != r.Chain:
 		return Stale, fmt.Sprintf("chain %s, current %s: restart to update", short(c), short(r.Chain))
 	}
+	rep, done, ok := report(p)
+	switch {
+	case !done:
+		return Guarded, ""
+	case !ok:
+		return Unguarded, webhook.InitContainerName + " completed without reporting what it staged"
+	case rep.Source == guards.SourceEmbedded && rep.SHA256 != c:
+		return Unguarded, fmt.Sprintf("%s staged chain %s, not the embedded chain %s the pod records", webhook.InitContainerName, short(rep.SHA256), short(c))
+	}
 	// Guarded; an auto source that staged the embedded chain says why.
-	return Guarded, fallback(p)
+	return Guarded, rep.Fallback
 }
 
-// fallback is why guardchain-init staged the embedded chain where the pod
-// asked for the image's, from its termination message, or "".
-func fallback(p *corev1.Pod) string {
+// report is the termination message of a guardchain-init that completed
+// (done), parsed (ok).
+func report(p *corev1.Pod) (rep initguards.Report, done, ok bool) {
 	for _, s := range p.Status.InitContainerStatuses {
-		if s.Name != webhook.InitContainerName || s.State.Terminated == nil {
+		if s.Name != webhook.InitContainerName || s.State.Terminated == nil || s.State.Terminated.ExitCode != 0 {
 			continue
 		}
-		if rep, ok := initguards.ParseReport(s.State.Terminated.Message); ok && rep.Fallback != "" {
-			return rep.Fallback
-		}
+		rep, ok = initguards.ParseReport(s.State.Terminated.Message)
+		return rep, true, ok
 	}
-	return ""
-}
-
-// unmounted names a target container that does not mount at /tmp the
-// volume (and subPath) guardchain-init writes the chain into: a later
-// webhook dropped or replaced it, and the chain is not where the gateway looks.
-func (r Reference) unmounted(p *corev1.Pod) string {
-	var writer *corev1.VolumeMount
-	for i := range p.Spec.InitContainers {
-		if c := &p.Spec.InitContainers[i]; c.Name == webhook.InitContainerName {
-			writer = tmpMount(c)
-		}
-	}
-	for _, c := range append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...) {
-		if webhook.IsOwnInitContainer(c.Name) || !r.targets(p, c) {
-			continue
-		}
-		m := tmpMount(&c)
-		if writer == nil || m == nil || m.Name != writer.Name || m.SubPath != writer.SubPath || m.SubPathExpr != writer.SubPathExpr {
-			return c.Name
-		}
-	}
-	return ""
-}
-
-func tmpMount(c *corev1.Container) *corev1.VolumeMount {
-	for i := range c.VolumeMounts {
-		if path.Clean(c.VolumeMounts[i].MountPath) == webhook.TmpPath {
-			return &c.VolumeMounts[i]
-		}
-	}
-	return nil
+	return rep, false, false
 }
 
 // notCompleted says how a guardchain init container failed, or "" if it

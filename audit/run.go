@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -81,13 +83,19 @@ func owner(p *corev1.Pod) string {
 }
 
 const usage = `usage: audit [-n NAMESPACE | -A] [-o table|json|yaml] [--kubeconfig FILE] [--context NAME]
+             [--policy NAME | --config FILE [--init-repository REPO ...]]
              [--containers agent,...] [--annotation-targets=true] [--release VERSION] [--chain SHA256]
-Lists the sandbox pods (a container the webhook targets) and says whether each
-carries the guard chain: guarded, stale (another release's: restart to
-update), unguarded (created before guardchain or while it was bypassed) or
-failed (its init container did not complete). Exit 1 when any pod is
-unguarded or failed, 2 when the audit could not run.
-Needs: list pods in the namespaces audited (cluster-wide with -A).`
+Lists the sandbox pods and says whether each carries the guard chain, judged
+by the backstop's own expressions: guarded, stale (another release's: restart
+to update), unguarded (what the backstop would refuse: created before
+guardchain or while it was bypassed, or written to look guarded) or failed
+(its init container did not complete). The expressions are the cluster's
+ValidatingAdmissionPolicy --policy (default guardchain, the chart's name for
+release guardchain), or, with --config (the webhook's config file) or where
+the cluster has none, the ones this build makes for that config.
+Exit 1 when any pod is unguarded or failed, 2 when the audit could not run.
+Needs: list pods in the namespaces audited (cluster-wide with -A), get
+validatingadmissionpolicies (else --config).`
 
 // Main is the audit command (guardchain-webhook audit, kubectl guardchain
 // audit): it returns the exit code.
@@ -95,8 +103,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var o struct {
-		kubeconfig, context, namespace, output, containers, release, chain string
-		all, annotationTargets                                             bool
+		kubeconfig, context, namespace, output, containers, release, chain, policy, config string
+		all, annotationTargets                                                             bool
+		repos                                                                              repoList
 	}
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	fs.StringVar(&o.context, "context", "", "kubeconfig context")
@@ -109,8 +118,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, n := range []string{"o", "output"} {
 		fs.StringVar(&o.output, n, "table", "table, json or yaml")
 	}
-	fs.StringVar(&o.containers, "containers", strings.Join(webhook.Default().Containers, ","), "target container names (config containers)")
-	fs.BoolVar(&o.annotationTargets, "annotation-targets", true, "pods may name targets in "+webhook.AnnotationContainers)
+	fs.StringVar(&o.policy, "policy", "guardchain", "the backstop's ValidatingAdmissionPolicy in the cluster")
+	fs.StringVar(&o.config, "config", "", "the webhook's config file: judge by the policy this build makes for it, not the cluster's")
+	fs.Var(&o.repos, "init-repository", "with --config or no policy in the cluster: a repository the init image may come from (repeatable; default: config initImage's)")
+	fs.StringVar(&o.containers, "containers", "", "with --config or no policy in the cluster: target container names (default: config containers)")
+	fs.BoolVar(&o.annotationTargets, "annotation-targets", true, "with --config or no policy in the cluster: pods may name targets in "+webhook.AnnotationContainers)
 	fs.StringVar(&o.release, "release", version.Version, "the current guardchain release")
 	fs.StringVar(&o.chain, "chain", guards.DefaultSHA256(), "the current embedded chain's sha256")
 	fail := func(code int, format string, a ...any) int {
@@ -133,16 +145,6 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.all && o.namespace != "" {
 		return fail(2, "-n and -A exclude each other")
 	}
-	ref := Reference{AnnotationTargets: o.annotationTargets, Version: o.release, Chain: o.chain}
-	for _, c := range strings.Split(o.containers, ",") {
-		if c = strings.TrimSpace(c); c != "" {
-			ref.Containers = append(ref.Containers, c)
-		}
-	}
-	if len(ref.Containers) == 0 {
-		return fail(2, "--containers names no container")
-	}
-
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.kubeconfig
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
@@ -161,6 +163,18 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(2, "client: %s", oneLine(err))
 	}
+	spec, from, err := policyFor(ctx, cs, o.policy, o.config, o.repos, o.containers, o.annotationTargets, fs)
+	if err != nil {
+		return fail(2, "%s", oneLine(err))
+	}
+	if from != "" {
+		fmt.Fprintf(stderr, "audit: %s\n", from)
+	}
+	judge, err := NewJudge(spec)
+	if err != nil {
+		return fail(2, "the backstop's expressions: %s", oneLine(err))
+	}
+	ref := Reference{Judge: judge, Version: o.release, Chain: o.chain}
 	rep, err := Audit(ctx, cs, ns, ref)
 	if err != nil {
 		return fail(2, "%s", oneLine(err))
@@ -234,3 +248,69 @@ func dash(s string) string {
 }
 
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+// repoList is a repeatable flag.
+type repoList []string
+
+func (r *repoList) String() string     { return strings.Join(*r, ",") }
+func (r *repoList) Set(s string) error { *r = append(*r, s); return nil }
+
+// policyFor is the policy the audit judges by: the cluster's, or, with a
+// config file or where the cluster has none (enforcement off, or no right to
+// read it), the one this build makes for that config (from says so).
+func policyFor(ctx context.Context, cs kubernetes.Interface, name, configFile string, repos []string, containers string, annotationTargets bool,
+	fs *flag.FlagSet) (admissionregistrationv1.ValidatingAdmissionPolicySpec, string, error) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	from := ""
+	if configFile == "" && !given["init-repository"] && !given["containers"] {
+		pol, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			return pol.Spec, "", nil
+		case given["policy"]:
+			return admissionregistrationv1.ValidatingAdmissionPolicySpec{}, "", fmt.Errorf("reading the backstop policy %s: %w", name, err)
+		}
+		from = fmt.Sprintf("no backstop policy %s to read (%s): judging by this build's policy for the default config", name, oneLine(err))
+	}
+	cfg := webhook.Default()
+	if configFile != "" {
+		var err error
+		if cfg, err = webhook.LoadConfig(configFile); err != nil {
+			return admissionregistrationv1.ValidatingAdmissionPolicySpec{}, "", err
+		}
+	}
+	if containers != "" {
+		cfg.Containers = nil
+		for _, c := range strings.Split(containers, ",") {
+			if c = strings.TrimSpace(c); c != "" {
+				cfg.Containers = append(cfg.Containers, c)
+			}
+		}
+		if len(cfg.Containers) == 0 {
+			return admissionregistrationv1.ValidatingAdmissionPolicySpec{}, "", errors.New("--containers names no container")
+		}
+	}
+	allows := slices.Contains(cfg.AllowedOverrides, webhook.OverrideContainers)
+	if annotationTargets && !allows {
+		cfg.AllowedOverrides = append(cfg.AllowedOverrides, webhook.OverrideContainers)
+	} else if !annotationTargets && allows {
+		cfg.AllowedOverrides = slices.DeleteFunc(slices.Clone(cfg.AllowedOverrides), func(o webhook.Override) bool { return o == webhook.OverrideContainers })
+	}
+	if len(repos) == 0 {
+		repos = []string{imageRepository(cfg.InitImage)}
+	}
+	pol, _ := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{Registration: webhook.RegistrationOptions{Name: "audit"}, Repositories: repos})
+	return pol.Spec, from, nil
+}
+
+// imageRepository is an image reference without its tag or digest.
+func imageRepository(ref string) string {
+	if i := strings.Index(ref, "@"); i >= 0 {
+		ref = ref[:i]
+	}
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		ref = ref[:i]
+	}
+	return ref
+}

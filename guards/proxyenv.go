@@ -184,17 +184,16 @@ func (c Chain) RenderProxyEnv(o Options) ([]byte, error) {
 		fmt.Fprintf(&b, "export GIT_SSL_CAINFO=%s\n", ShellQuote(o.GitSSLCAInfo))
 	}
 
-	// Exact tokens only: a guard already named in either form is not added
-	// again. Each call carries the literal "--require PATH" text, which
-	// NemoClaw's restore script greps for; the paths need no quoting
-	// (Validate keeps them to safe characters).
-	b.WriteString(`__guardchain_require() {
-  case " ${NODE_OPTIONS-} " in
-    *" --require $2 "* | *" --require=$2 "* | *" -r $2 "*) ;;
-    *) NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--require $2" ;;
-  esac
-}
-`)
+	// The required guards are appended as one suffix, unless NODE_OPTIONS
+	// already ends with it (this file was sourced before). An existing value
+	// is never read for tokens: Node parses it with quotes ("--title=\"
+	// --require X\"" names no file), and the same --require given twice is
+	// loaded once, so appending is always safe. A suffix inside an
+	// unterminated quote makes Node refuse to start: it fails closed. Each
+	// line carries the literal "--require PATH" text, which NemoClaw's
+	// restore script greps for; the paths need no quoting (Validate keeps
+	// them to safe characters).
+	b.WriteString("__guardchain_s=\n")
 	required := map[string]bool{}
 	for _, id := range o.Required {
 		required[id] = true
@@ -203,15 +202,22 @@ func (c Chain) RenderProxyEnv(o Options) ([]byte, error) {
 		if !required[g.ID] {
 			continue
 		}
-		call := "__guardchain_require --require " + path.Join(o.Dir, g.Name)
+		add := "__guardchain_s=\"${__guardchain_s:+$__guardchain_s }--require " + path.Join(o.Dir, g.Name) + "\""
 		if g.OnlyIfEnv != "" {
-			fmt.Fprintf(&b, "if [ \"${%s-}\" = %s ]; then %s; fi\n", g.OnlyIfEnv, ShellQuote(g.OnlyIfValue), call)
+			fmt.Fprintf(&b, "if [ \"${%s-}\" = %s ]; then %s; fi\n", g.OnlyIfEnv, ShellQuote(g.OnlyIfValue), add)
 		} else {
-			b.WriteString(call + "\n")
+			b.WriteString(add + "\n")
 		}
 	}
-	b.WriteString("unset -f __guardchain_require\n")
-	b.WriteString("if [ -n \"${NODE_OPTIONS-}\" ]; then export NODE_OPTIONS; fi\n")
+	b.WriteString(`if [ -n "$__guardchain_s" ]; then
+  case "${NODE_OPTIONS-}" in
+    "$__guardchain_s" | *" $__guardchain_s") ;;
+    *) NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }$__guardchain_s" ;;
+  esac
+fi
+unset __guardchain_s
+if [ -n "${NODE_OPTIONS-}" ]; then export NODE_OPTIONS; fi
+`)
 
 	enabled := map[string]bool{}
 	for _, v := range o.CacheRedirects {

@@ -1,6 +1,7 @@
 package guards
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
 	"os/exec"
@@ -123,7 +124,10 @@ func sourceAndPrint(t *testing.T, file string, times int, env []string, vars ...
 	return got
 }
 
-func TestProxyEnvNodeOptionsExactTokens(t *testing.T) {
+// proxy-env.sh never reads the existing NODE_OPTIONS for tokens (Node parses
+// it with quotes): it appends the required guards unless the value already
+// ends with them, and Node loads a file required twice once.
+func TestProxyEnvNodeOptionsAppendsUnlessAlreadyLast(t *testing.T) {
 	dir, _ := stageChain(t, nil)
 	file := filepath.Join(dir, ProxyEnvName)
 	net := filepath.Join(dir, "nemoclaw-sandbox-safety-net.js")
@@ -131,6 +135,7 @@ func TestProxyEnvNodeOptionsExactTokens(t *testing.T) {
 	nem := filepath.Join(dir, "nemoclaw-nemotron-inference-fix.js")
 	ciao := filepath.Join(dir, "nemoclaw-ciao-network-guard.js")
 	all := "--require " + net + " --require " + nem + " --require " + ciao
+	quoted := `--title=" --require ` + net + ` --require ` + nem + ` --require ` + ciao + ` "`
 	tests := []struct {
 		name string
 		env  []string
@@ -141,10 +146,10 @@ func TestProxyEnvNodeOptionsExactTokens(t *testing.T) {
 		{"preserved", []string{"NODE_OPTIONS=--max-old-space-size=512"}, "--max-old-space-size=512 " + all},
 		{"proxy env adds the proxy fix", []string{"NODE_USE_ENV_PROXY=1"}, "--require " + net + " --require " + fix + " --require " + nem + " --require " + ciao},
 		{"proxy env other value", []string{"NODE_USE_ENV_PROXY=0"}, all},
-		{"equals form counts", []string{"NODE_OPTIONS=--require=" + net}, "--require=" + net + " --require " + nem + " --require " + ciao},
-		{"short form counts", []string{"NODE_OPTIONS=-r " + ciao}, "-r " + ciao + " --require " + net + " --require " + nem},
+		{"already last: unchanged", []string{"NODE_OPTIONS=--max-old-space-size=512 " + all}, "--max-old-space-size=512 " + all},
+		{"one named earlier is named again", []string{"NODE_OPTIONS=--require=" + net}, "--require=" + net + " " + all},
+		{"inside a quoted string is no option", []string{"NODE_OPTIONS=" + quoted}, quoted + " " + all},
 		{"substring does not count", []string{"NODE_OPTIONS=--require " + net + ".bak"}, "--require " + net + ".bak " + all},
-		{"prefix path does not count", []string{"NODE_OPTIONS=--require /x" + net}, "--require /x" + net + " " + all},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,6 +162,44 @@ func TestProxyEnvNodeOptionsExactTokens(t *testing.T) {
 				t.Errorf("sourcing twice changed NODE_OPTIONS: %q vs %q", twice["NODE_OPTIONS"], once["NODE_OPTIONS"])
 			}
 		})
+	}
+}
+
+// Under the real node binary: with NODE_OPTIONS that hides the guards in a
+// quoted string, proxy-env.sh still makes Node load every required guard,
+// each once.
+func TestProxyEnvGuardsLoadUnderNodeWhateverNodeOptionsHides(t *testing.T) {
+	dir, _ := stageChain(t, nil)
+	file := filepath.Join(dir, ProxyEnvName)
+	net := filepath.Join(dir, "nemoclaw-sandbox-safety-net.js")
+	for _, existing := range []string{
+		``,
+		`--title=" --require ` + net + ` "`,
+		`--require ` + net,
+		`--require=` + net + ` --title="x y"`,
+	} {
+		script := ". " + ShellQuote(file) + "\nexec node -e 'console.log(JSON.stringify(Object.keys(require.cache)))'\n"
+		cmd := exec.Command("/bin/sh", "-eu", "-c", script)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "NODE_OPTIONS=" + existing}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("NODE_OPTIONS %q: %v\n%s", existing, err, out)
+		}
+		var loaded []string
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &loaded); err != nil {
+			t.Fatalf("NODE_OPTIONS %q: %v\n%s", existing, err, out)
+		}
+		var guards []string
+		for _, l := range loaded {
+			if strings.HasPrefix(filepath.Base(l), "nemoclaw-") {
+				guards = append(guards, filepath.Base(l))
+			}
+		}
+		want := []string{"nemoclaw-sandbox-safety-net.js", "nemoclaw-nemotron-inference-fix.js", "nemoclaw-ciao-network-guard.js"}
+		if strings.Join(guards, ",") != strings.Join(want, ",") {
+			t.Errorf("NODE_OPTIONS %q: node loaded %v, want %v", existing, guards, want)
+		}
 	}
 }
 
@@ -205,7 +248,7 @@ var (
 // templateLine is l with quoted text and the chain directory of a require
 // call replaced by placeholders.
 func templateLine(l, dir string) string {
-	l = strings.ReplaceAll(l, " --require "+strings.TrimSuffix(dir, "/")+"/", " --require DIR/")
+	l = strings.ReplaceAll(l, "--require "+strings.TrimSuffix(dir, "/")+"/", "--require DIR/")
 	return quoted.ReplaceAllString(l, "''")
 }
 

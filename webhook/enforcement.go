@@ -3,6 +3,7 @@ package webhook
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -11,14 +12,22 @@ import (
 )
 
 // The backstop: a ValidatingAdmissionPolicy that the API server evaluates
-// after all mutation (reinvocation included). It refuses a sandbox pod that
-// does not carry the chain, whatever happened to the webhook: its
-// registration deleted or set to failurePolicy Ignore, or a later webhook
-// that dropped the /tmp mount. It checks the pod's spec, never guardchain's
-// status annotation, which anyone can write.
+// after all mutation (reinvocation included), on every CREATE of a sandbox
+// pod and every UPDATE (and ephemeral container) of one guardchain injected.
+// It refuses a pod that does not carry the chain exactly as the webhook
+// renders it, whatever happened to the webhook: its registration deleted or
+// set to failurePolicy Ignore, a later webhook that dropped the /tmp mount,
+// or a pod written by hand to look injected. It reads the pod's spec, never
+// guardchain's annotations, which anyone can write. Mount paths are compared
+// as written, so it refuses any that is not already clean and absolute (the
+// kubelet would clean it: "tmp" is /tmp).
+//
+// The chart's templates/enforcement.yaml is generated from policyText with
+// chartParams (go test ./webhook -run EnforcementTemplate -update), and a
+// control-plane test renders it for several values files and compares it with
+// EnforcementPolicy: one set of expressions, two ways to fill in the config.
 
-// EnforcementOptions describe the policy and its binding; the chart renders
-// the same objects and a test compares the two.
+// EnforcementOptions describe the policy and its binding.
 type EnforcementOptions struct {
 	// Registration gives the name and the namespaces, as for the webhook.
 	Registration RegistrationOptions
@@ -29,118 +38,68 @@ type EnforcementOptions struct {
 	Actions []admissionregistrationv1.ValidationAction
 }
 
-// EnforcementPolicy builds the ValidatingAdmissionPolicy and its binding for cfg.
-func EnforcementPolicy(cfg Config, o EnforcementOptions) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
-	reg := MutatingWebhookConfiguration(cfg, o.Registration).Webhooks[0]
+// celParams are the config values the policy's expressions read, each as a
+// CEL expression: literals for Go, template actions for the chart.
+type celParams struct {
+	// names is the list of target container names (config's, plus the
+	// pod's guardchain.dev/containers annotation where allowed).
+	names string
+	// repos is the list of repositories the init image may come from, and
+	// reposText the same for messages.
+	repos, reposText string
+	// source, proxyHost, proxyPort and require are the settings as the pod
+	// gets them (config's, or the pod's annotation where allowed);
+	// preloadsDir, cacheRedirects and gitSSLCAInfo are config's.
+	source, proxyHost, proxyPort, require, preloadsDir, cacheRedirects, gitSSLCAInfo string
+}
+
+// goParams fills celParams from a config.
+func goParams(cfg Config, repos []string) celParams {
+	o := cfg.guardOptions()
 	names := celList(cfg.Containers)
 	if cfg.allows(OverrideContainers) {
 		// The annotation adds targets to config's, as in Inject.
-		names = fmt.Sprintf("(has(object.metadata.annotations) && '%s' in object.metadata.annotations ? "+
-			"object.metadata.annotations['%s'].split(',').map(n, n.trim()).filter(n, n != '') : []) + %s", AnnotationContainers, AnnotationContainers, names)
+		names = fmt.Sprintf("(has(object.metadata.annotations) && '%[1]s' in object.metadata.annotations ? "+
+			"object.metadata.annotations['%[1]s'].split(',').map(n, n.trim()).filter(n, n != '') : []) + %[2]s", AnnotationContainers, names)
 	}
-	repos := celList(o.Repositories)
-	isRepo := func(img string) string {
-		return fmt.Sprintf("%s.exists(r, %s.startsWith(r + ':') || %s.startsWith(r + '@'))", repos, img, img)
+	override := func(ov Override, configured, annotation string) string {
+		if !cfg.allows(ov) {
+			return configured
+		}
+		return fmt.Sprintf("(has(object.metadata.annotations) && '%[1]s' in object.metadata.annotations ? %[2]s : %[3]s)",
+			annotationPrefix+string(ov), annotation, configured)
 	}
-	v := func(name, expr string) admissionregistrationv1.Variable {
-		return admissionregistrationv1.Variable{Name: name, Expression: expr}
+	ann := func(ov Override) string {
+		return "object.metadata.annotations['" + annotationPrefix + string(ov) + "']"
 	}
-	w := "variables.writers[0]"
+	return celParams{
+		names:     names,
+		repos:     celList(repos),
+		reposText: strings.ReplaceAll(strings.Join(repos, " or "), "'", ""),
+		source:    override(OverrideSource, celString(string(cfg.Source)), ann(OverrideSource)),
+		proxyHost: override(OverrideProxyHost, celString(o.ProxyHost), ann(OverrideProxyHost)),
+		proxyPort: override(OverrideProxyPort, celString(strconv.Itoa(o.ProxyPort)), ann(OverrideProxyPort)),
+		// As Inject reads it: a comma-separated list, or none.
+		require: override(OverrideRequire, celString(requireList(o.Required)),
+			fmt.Sprintf("(%[1]s == 'none' || size(%[1]s.split(',').map(n, n.trim()).filter(n, n != '')) == 0 ? 'none' : %[1]s.split(',').map(n, n.trim()).filter(n, n != '').join(','))",
+				ann(OverrideRequire))),
+		preloadsDir:    celString(cfg.PreloadsDir),
+		cacheRedirects: celString(redirectList(o.CacheRedirects)),
+		gitSSLCAInfo:   celString(o.GitSSLCAInfo),
+	}
+}
+
+// EnforcementPolicy builds the ValidatingAdmissionPolicy and its binding for cfg.
+func EnforcementPolicy(cfg Config, o EnforcementOptions) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
+	reg := MutatingWebhookConfiguration(cfg, o.Registration).Webhooks[0]
+	p := goParams(cfg, o.Repositories)
+	spec := policySpec(p)
+	spec.MatchConstraints.NamespaceSelector = reg.NamespaceSelector
+	spec.MatchConstraints.ObjectSelector = reg.ObjectSelector
 	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicy"},
 		ObjectMeta: metav1.ObjectMeta{Name: o.Registration.Name},
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
-			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
-			MatchConstraints: &admissionregistrationv1.MatchResources{
-				NamespaceSelector: reg.NamespaceSelector,
-				ObjectSelector:    reg.ObjectSelector,
-				MatchPolicy:       ptr.To(admissionregistrationv1.Equivalent),
-				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-					Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"},
-						Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
-				}}},
-			},
-			// Only pods the webhook would inject: a sandbox, with a target
-			// container (by config, or by annotation where config allows
-			// it), not Windows.
-			MatchConditions: []admissionregistrationv1.MatchCondition{
-				{Name: "is-sandbox", Expression: SandboxCondition},
-				{Name: "has-target-container", Expression: fmt.Sprintf("object.spec.containers.exists(c, c.name in (%[1]s)) || "+
-					"(has(object.spec.initContainers) && object.spec.initContainers.exists(c, c.name in (%[1]s) && c.name != '%[2]s' && "+
-					"has(c.restartPolicy) && c.restartPolicy == 'Always'))", names, InitContainerName)},
-				// WindowsOnly, in CEL: those pods are left to run unguarded.
-				{Name: "not-windows", Expression: "!(has(object.spec.os) && object.spec.os.name == 'windows') && " +
-					"!(has(object.spec.nodeSelector) && 'kubernetes.io/os' in object.spec.nodeSelector && object.spec.nodeSelector['kubernetes.io/os'] != 'linux') && " +
-					"!(has(object.spec.affinity) && has(object.spec.affinity.nodeAffinity) && has(object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution) && " +
-					"size(object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms) > 0 && " +
-					"object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.all(t, has(t.matchExpressions) && " +
-					"t.matchExpressions.exists(e, e.key == 'kubernetes.io/os' && ((e.operator == 'In' && !(has(e.values) && 'linux' in e.values)) || " +
-					"(e.operator == 'NotIn' && has(e.values) && 'linux' in e.values) || e.operator in ['DoesNotExist', 'Gt', 'Lt']))))"},
-			},
-			Variables: []admissionregistrationv1.Variable{
-				v("pod", "object.metadata.namespace + '/' + (object.metadata.name != '' ? object.metadata.name : object.metadata.generateName + '*')"),
-				v("names", names),
-				v("inits", "has(object.spec.initContainers) ? object.spec.initContainers : []"),
-				v("targets", fmt.Sprintf("object.spec.containers.filter(c, c.name in variables.names) + "+
-					"variables.inits.filter(c, c.name in variables.names && c.name != '%s' && has(c.restartPolicy) && c.restartPolicy == 'Always')", InitContainerName)),
-				v("writers", fmt.Sprintf("variables.inits.filter(c, c.name == '%s')", InitContainerName)),
-				v("bins", fmt.Sprintf("variables.inits.filter(c, c.name == '%s')", BinContainerName)),
-				// guardchain-init first, or right after guardchain-bin: before
-				// every other init container, native sidecar and container.
-				v("first", fmt.Sprintf("size(variables.inits) > 0 && (variables.inits[0].name == '%[1]s' || "+
-					"(variables.inits[0].name == '%[2]s' && size(variables.inits) > 1 && variables.inits[1].name == '%[1]s'))", InitContainerName, BinContainerName)),
-				// Mount paths are compared as the kernel resolves them:
-				// "/tmp", "/tmp/" and "//tmp" are one place.
-				v("writerTmp", fmt.Sprintf("variables.first && has(%[1]s.volumeMounts) ? %[1]s.volumeMounts.filter(m, m.mountPath.matches('%[2]s')) : []", w, tmpPathRE)),
-				// Each target mounts /tmp once, from the writer's volume and
-				// subPath, and nothing over a chain file.
-				v("unmounted", fmt.Sprintf("variables.targets.filter(t, !(has(t.volumeMounts) && size(t.volumeMounts.filter(m, m.mountPath.matches('%[1]s'))) == 1 && "+
-					"t.volumeMounts.exists(m, m.mountPath.matches('%[1]s') && variables.writerTmp.exists(w, w.name == m.name && "+
-					"(has(w.subPath) ? w.subPath : '') == (has(m.subPath) ? m.subPath : '') && "+
-					"(has(w.subPathExpr) ? w.subPathExpr : '') == (has(m.subPathExpr) ? m.subPathExpr : ''))) && "+
-					"!t.volumeMounts.exists(m, m.mountPath.matches('%[2]s')))).map(t, t.name)", tmpPathRE, chainFileRE)),
-				v("emptyDir", "variables.writerTmp.all(w, has(object.spec.volumes) && object.spec.volumes.exists(v, v.name == w.name && has(v.emptyDir)))"),
-				// The chain's writer is initguards from the configured
-				// repository: run from that image (embedded), or copied from it
-				// by guardchain-bin into an emptyDir and run in the target's
-				// image (image and auto sources).
-				// initguards emit, into /tmp, as a run-once init container;
-				// and nothing mounted over the copied binary.
-				v("emits", fmt.Sprintf("variables.first && has(%[1]s.args) && %[1]s.args == ['emit'] && !has(%[1]s.restartPolicy) && "+
-					"(!has(%[1]s.env) || %[1]s.env.all(e, e.name != 'GUARDCHAIN_DIR' || (has(e.value) && e.value == '%[2]s'))) && "+
-					"(!has(%[1]s.volumeMounts) || %[1]s.volumeMounts.all(m, !m.mountPath.matches('^/+guardchain(/|$)') || (m.mountPath == '%[3]s' && m.name == '%[4]s')))",
-					w, TmpPath, BinPath, BinVolumeName)),
-				v("fromRepo", fmt.Sprintf("variables.emits && ((%[1]s && (!has(%[2]s.command) || size(%[2]s.command) == 0)) || "+
-					"(has(%[2]s.command) && %[2]s.command == ['%[3]s/initguards'] && size(variables.bins) == 1 && variables.inits[0].name == '%[4]s' && "+
-					"%[5]s && has(variables.bins[0].args) && size(variables.bins[0].args) > 0 && variables.bins[0].args[0] == 'copy-self' && "+
-					"(!has(variables.bins[0].command) || size(variables.bins[0].command) == 0) && "+
-					"has(%[2]s.volumeMounts) && %[2]s.volumeMounts.exists(m, m.mountPath == '%[3]s' && m.name == '%[6]s') && "+
-					"has(variables.bins[0].volumeMounts) && variables.bins[0].volumeMounts.exists(m, m.mountPath == '%[3]s' && m.name == '%[6]s') && "+
-					"has(object.spec.volumes) && object.spec.volumes.exists(v, v.name == '%[6]s' && has(v.emptyDir))))",
-					isRepo(w+".image"), w, BinPath, BinContainerName, isRepo("variables.bins[0].image"), BinVolumeName)),
-			},
-			Validations: []admissionregistrationv1.Validation{
-				{Expression: "variables.first", Reason: ptr.To(metav1.StatusReasonForbidden),
-					Message: "guardchain: the pod has no guardchain-init first among its init containers",
-					MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ' has no %s first among its init containers: the guard chain would not be written "+
-						"before its containers start (the mutating webhook did not run, or a later one moved it)'", InitContainerName)},
-				{Expression: "variables.first && size(variables.writerTmp) == 1", Reason: ptr.To(metav1.StatusReasonForbidden),
-					Message:           "guardchain: guardchain-init does not mount /tmp",
-					MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': %s does not mount %s once'", InitContainerName, TmpPath)},
-				{Expression: "size(variables.unmounted) == 0", Reason: ptr.To(metav1.StatusReasonForbidden),
-					Message: "guardchain: a target container does not mount at /tmp the volume guardchain-init writes",
-					MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': container ' + variables.unmounted.join(', ') + "+
-						"' does not mount at %s the volume (and subPath) %s writes the guard chain into'", TmpPath, InitContainerName)},
-				{Expression: "variables.emptyDir", Reason: ptr.To(metav1.StatusReasonForbidden),
-					Message:           "guardchain: the chain's volume is not an emptyDir",
-					MessageExpression: "'guardchain: pod ' + variables.pod + ': the volume at /tmp is not an emptyDir'"},
-				{Expression: "variables.fromRepo", Reason: ptr.To(metav1.StatusReasonForbidden),
-					Message: "guardchain: guardchain-init does not run initguards emit from the configured image",
-					MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': %s does not run initguards emit from %s'",
-						InitContainerName, strings.ReplaceAll(strings.Join(o.Repositories, " or "), "'", ""))},
-			},
-		},
+		Spec:       spec,
 	}
 	actions := slices.Clone(o.Actions)
 	if len(actions) == 0 {
@@ -157,19 +116,205 @@ func EnforcementPolicy(cfg Config, o EnforcementOptions) (*admissionregistration
 	return policy, binding
 }
 
-// RE2 patterns for mount paths the kernel treats as /tmp, and as a chain
-// file in it.
-const (
-	tmpPathRE   = `^/+tmp/*$`
-	chainFileRE = `^/+tmp/+nemoclaw-`
-)
+// The GUARDCHAIN_* variables guardchain-init is given; no other may be set.
+var writerEnvNames = []string{"GUARDCHAIN_DIR", "GUARDCHAIN_OWNERSHIP", "GUARDCHAIN_OWNERSHIP_FROM", "GUARDCHAIN_SOURCE",
+	"GUARDCHAIN_PRELOADS_DIR", "GUARDCHAIN_PROXY_HOST", "GUARDCHAIN_PROXY_PORT", "GUARDCHAIN_REQUIRE",
+	"GUARDCHAIN_CACHE_REDIRECTS", "GUARDCHAIN_GIT_SSL_CAINFO", "GUARDCHAIN_TERMINATION_LOG"}
+
+// policySpec is the policy for p, without the namespace and object
+// selectors (the registration's).
+func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySpec {
+	v := func(name, expr string) admissionregistrationv1.Variable {
+		return admissionregistrationv1.Variable{Name: name, Expression: expr}
+	}
+	isSandbox := func(o string) string {
+		return strings.NewReplacer("object.", o+".").Replace(SandboxCondition)
+	}
+	// clean is true for a mount path as the kubelet would leave it.
+	clean := func(m string) string {
+		return fmt.Sprintf("(%[1]s.startsWith('/') && !%[1]s.contains('//') && (%[1]s == '/' || !%[1]s.endsWith('/')) && "+
+			"!%[1]s.contains('/./') && !%[1]s.endsWith('/.') && !%[1]s.contains('/../') && !%[1]s.endsWith('/..'))", m)
+	}
+	isRepo := func(img string) string {
+		return fmt.Sprintf("%s.exists(r, %s.startsWith(r + ':') || %s.startsWith(r + '@'))", p.repos, img, img)
+	}
+	// env is a writer variable set once, literally, to want.
+	env := func(name, want string) string {
+		return fmt.Sprintf("(size(variables.writerEnv.filter(e, e.name == '%[1]s')) == 1 && "+
+			"variables.writerEnv.exists(e, e.name == '%[1]s' && !has(e.valueFrom) && (has(e.value) ? e.value : '') == %[2]s))", name, want)
+	}
+	w, b := "variables.writers[0]", "variables.bins[0]"
+	own := fmt.Sprintf("c.name == '%s' || c.name == '%s'", InitContainerName, BinContainerName)
+	// images are a pod's guardchain and target containers' images, which a
+	// pod UPDATE may change (and init containers rerun from when the pod
+	// sandbox is recreated).
+	images := func(o string) string {
+		return fmt.Sprintf("(has(%[1]s.spec.initContainers) ? %[1]s.spec.initContainers : []).filter(c, %[2]s || c.name in variables.names).map(c, c.name + '=' + c.image) + "+
+			"%[1]s.spec.containers.filter(c, c.name in variables.names).map(c, c.name + '=' + c.image)", o, own)
+	}
+	forbidden := ptr.To(metav1.StatusReasonForbidden)
+	return admissionregistrationv1.ValidatingAdmissionPolicySpec{
+		FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+		MatchConstraints: &admissionregistrationv1.MatchResources{
+			MatchPolicy: ptr.To(admissionregistrationv1.Equivalent),
+			ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods", "pods/ephemeralcontainers"},
+					Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
+			}}},
+		},
+		// Only pods the webhook would inject: a sandbox (before or after an
+		// update: marks are mutable), with a target container (by config,
+		// or by annotation where config allows it), not Windows; on UPDATE,
+		// only pods guardchain injected, so pods that ran before it was
+		// installed can still be labelled.
+		MatchConditions: []admissionregistrationv1.MatchCondition{
+			{Name: "is-sandbox", Expression: "(" + isSandbox("object") + ") || (oldObject != null && (" + isSandbox("oldObject") + "))"},
+			{Name: "has-target-container", Expression: fmt.Sprintf("object.spec.containers.exists(c, c.name in (%[1]s)) || "+
+				"(has(object.spec.initContainers) && object.spec.initContainers.exists(c, c.name in (%[1]s) && c.name != '%[2]s' && "+
+				"has(c.restartPolicy) && c.restartPolicy == 'Always'))", p.names, InitContainerName)},
+			{Name: "created-or-injected", Expression: fmt.Sprintf("request.operation == 'CREATE' || "+
+				"(has(oldObject.spec.initContainers) && oldObject.spec.initContainers.exists(c, c.name == '%s'))", InitContainerName)},
+			// WindowsOnly, in CEL: those pods are left to run unguarded.
+			{Name: "not-windows", Expression: "!(has(object.spec.os) && object.spec.os.name == 'windows') && " +
+				"!(has(object.spec.nodeSelector) && 'kubernetes.io/os' in object.spec.nodeSelector && object.spec.nodeSelector['kubernetes.io/os'] != 'linux') && " +
+				"!(has(object.spec.affinity) && has(object.spec.affinity.nodeAffinity) && has(object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution) && " +
+				"size(object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms) > 0 && " +
+				"object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.all(t, has(t.matchExpressions) && " +
+				"t.matchExpressions.exists(e, e.key == 'kubernetes.io/os' && ((e.operator == 'In' && !(has(e.values) && 'linux' in e.values)) || " +
+				"(e.operator == 'NotIn' && has(e.values) && 'linux' in e.values) || e.operator in ['DoesNotExist', 'Gt', 'Lt']))))"},
+		},
+		Variables: []admissionregistrationv1.Variable{
+			v("pod", "object.metadata.namespace + '/' + (object.metadata.name != '' ? object.metadata.name : object.metadata.generateName + '*')"),
+			v("names", p.names),
+			v("inits", "has(object.spec.initContainers) ? object.spec.initContainers : []"),
+			v("ephemerals", "has(object.spec.ephemeralContainers) ? object.spec.ephemeralContainers : []"),
+			v("targets", fmt.Sprintf("object.spec.containers.filter(c, c.name in variables.names) + "+
+				"variables.inits.filter(c, c.name in variables.names && c.name != '%s' && has(c.restartPolicy) && c.restartPolicy == 'Always')", InitContainerName)),
+			v("targetNames", "variables.targets.map(t, t.name)"),
+			v("writers", fmt.Sprintf("variables.inits.filter(c, c.name == '%s')", InitContainerName)),
+			v("bins", fmt.Sprintf("variables.inits.filter(c, c.name == '%s')", BinContainerName)),
+			// guardchain-init first, or right after guardchain-bin: before
+			// every other init container, native sidecar and container.
+			v("first", fmt.Sprintf("size(variables.inits) > 0 && (variables.inits[0].name == '%[1]s' || "+
+				"(variables.inits[0].name == '%[2]s' && size(variables.inits) > 1 && variables.inits[1].name == '%[1]s'))", InitContainerName, BinContainerName)),
+			// Every mount path as the kubelet would leave it, so the
+			// comparisons below see what runc will mount.
+			v("unclean", fmt.Sprintf("(variables.inits + object.spec.containers).filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, !%[1]s)).map(c, c.name) + "+
+				"variables.ephemerals.filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, !%[1]s)).map(c, c.name)", clean("m.mountPath"))),
+			v("writerTmp", fmt.Sprintf("variables.first && has(%[1]s.volumeMounts) ? %[1]s.volumeMounts.filter(m, m.mountPath == '%[2]s') : []", w, TmpPath)),
+			v("chainVolume", "size(variables.writerTmp) == 1 ? variables.writerTmp[0].name : ''"),
+			// Each target mounts /tmp once, from the writer's volume and
+			// subPath, and nothing over a chain file.
+			v("unmounted", fmt.Sprintf("variables.targets.filter(t, !(has(t.volumeMounts) && size(t.volumeMounts.filter(m, m.mountPath == '%[1]s')) == 1 && "+
+				"t.volumeMounts.exists(m, m.mountPath == '%[1]s' && variables.writerTmp.exists(w, w.name == m.name && "+
+				"(has(w.subPath) ? w.subPath : '') == (has(m.subPath) ? m.subPath : '') && "+
+				"(has(w.subPathExpr) ? w.subPathExpr : '') == (has(m.subPathExpr) ? m.subPathExpr : ''))) && "+
+				"!t.volumeMounts.exists(m, m.mountPath.startsWith('%[1]s/nemoclaw-')))).map(t, t.name)", TmpPath)),
+			v("emptyDir", "variables.writerTmp.all(w, has(object.spec.volumes) && object.spec.volumes.exists(v, v.name == w.name && has(v.emptyDir)))"),
+			// No container but the targets and guardchain's own writes the
+			// chain's volume, or touches guardchain's binary.
+			v("shared", fmt.Sprintf("(variables.inits + object.spec.containers).filter(c, !(c.name in variables.targetNames) && !(%[1]s) && has(c.volumeMounts) && "+
+				"c.volumeMounts.exists(m, (m.name == variables.chainVolume && !(has(m.readOnly) && m.readOnly)) || m.name == '%[2]s')).map(c, c.name) + "+
+				"variables.ephemerals.filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, (m.name == variables.chainVolume && !(has(m.readOnly) && m.readOnly)) || "+
+				"m.name == '%[2]s')).map(c, c.name)", own, BinVolumeName)),
+			v("source", p.source),
+			v("writerEnv", fmt.Sprintf("variables.first && has(%[1]s.env) ? %[1]s.env : []", w)),
+			// What the webhook renders for these settings, each variable
+			// once; nothing else of guardchain's; a subPathExpr that expands
+			// the same in the writer as in the targets.
+			v("settings", strings.Join([]string{
+				env("GUARDCHAIN_DIR", "'"+TmpPath+"'"),
+				env("GUARDCHAIN_SOURCE", "variables.source"),
+				fmt.Sprintf("(variables.source == '%s' ? size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_PRELOADS_DIR')) == 0 : %s)",
+					SourceEmbedded, env("GUARDCHAIN_PRELOADS_DIR", p.preloadsDir)),
+				env("GUARDCHAIN_PROXY_HOST", p.proxyHost),
+				env("GUARDCHAIN_PROXY_PORT", p.proxyPort),
+				env("GUARDCHAIN_REQUIRE", p.require),
+				env("GUARDCHAIN_CACHE_REDIRECTS", p.cacheRedirects),
+				env("GUARDCHAIN_GIT_SSL_CAINFO", p.gitSSLCAInfo),
+				env("GUARDCHAIN_TERMINATION_LOG", "'/dev/termination-log'"),
+				"(size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_OWNERSHIP')) == 1 && variables.writerEnv.exists(e, e.name == 'GUARDCHAIN_OWNERSHIP' && " +
+					"!has(e.valueFrom) && has(e.value) && e.value.matches('^(root|uid:[0-9]+(:[0-9]+)?)$')))",
+				"size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_OWNERSHIP_FROM' && !has(e.valueFrom))) == size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_OWNERSHIP_FROM')) && " +
+					"size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_OWNERSHIP_FROM')) <= 1",
+				fmt.Sprintf("variables.writerEnv.all(e, !e.name.startsWith('GUARDCHAIN_') || e.name in %s)", celList(writerEnvNames)),
+				// Other env and envFrom only to expand a /tmp subPathExpr,
+				// and none that names guardchain's variables or reads the
+				// writer's own resources.
+				fmt.Sprintf("(variables.writerTmp.exists(m, has(m.subPathExpr)) || (variables.writerEnv.all(e, e.name.startsWith('GUARDCHAIN_')) && !has(%s.envFrom)))", w),
+				"variables.writerTmp.all(m, !has(m.subPathExpr) || !m.subPathExpr.contains('$(GUARDCHAIN_'))",
+				"variables.writerEnv.all(e, e.name.startsWith('GUARDCHAIN_') || ((!has(e.value) || !e.value.contains('$(GUARDCHAIN_')) && " +
+					"!(has(e.valueFrom) && has(e.valueFrom.resourceFieldRef))))",
+			}, " && ")),
+			// The writer is initguards emit, run once: from the init image
+			// (embedded source), or copied from it by guardchain-bin and run
+			// in a target's image (image and auto sources), with nothing
+			// mounted but /tmp and the copy, and the copy made as rendered.
+			v("program", fmt.Sprintf("variables.first && has(%[1]s.args) && %[1]s.args == ['emit'] && !has(%[1]s.restartPolicy) && !has(%[1]s.volumeDevices) && has(%[1]s.volumeMounts) && "+
+				"(variables.source == '%[2]s' ? "+
+				"(%[3]s && (!has(%[1]s.command) || size(%[1]s.command) == 0) && size(%[1]s.volumeMounts) == 1) : "+
+				"(has(%[1]s.command) && %[1]s.command == ['%[4]s/initguards'] && variables.targets.exists(t, t.image == %[1]s.image) && "+
+				"size(%[1]s.volumeMounts) == 2 && %[1]s.volumeMounts.exists(m, m.mountPath == '%[4]s' && m.name == '%[5]s') && "+
+				"size(variables.bins) == 1 && variables.inits[0].name == '%[6]s' && %[7]s && "+
+				"has(%[8]s.args) && %[8]s.args == ['copy-self', '--to', '%[4]s/initguards'] && (!has(%[8]s.command) || size(%[8]s.command) == 0) && "+
+				"!has(%[8]s.env) && !has(%[8]s.envFrom) && !has(%[8]s.restartPolicy) && !has(%[8]s.volumeDevices) && "+
+				"has(%[8]s.volumeMounts) && size(%[8]s.volumeMounts) == 1 && %[8]s.volumeMounts[0].mountPath == '%[4]s' && %[8]s.volumeMounts[0].name == '%[5]s' && "+
+				"has(object.spec.volumes) && object.spec.volumes.exists(v, v.name == '%[5]s' && has(v.emptyDir))))",
+				w, SourceEmbedded, isRepo(w+".image"), BinPath, BinVolumeName, BinContainerName, isRepo(b+".image"), b)),
+			v("images", images("object")),
+		},
+		Validations: []admissionregistrationv1.Validation{
+			{Expression: "variables.first", Reason: forbidden,
+				Message: "guardchain: the pod has no guardchain-init first among its init containers",
+				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ' has no %s first among its init containers: the guard chain would not be written "+
+					"before its containers start (the mutating webhook did not run, or a later one moved it)'", InitContainerName)},
+			{Expression: "size(variables.unclean) == 0", Reason: forbidden,
+				Message: "guardchain: a container mounts a volume at a path that is not clean and absolute",
+				MessageExpression: "'guardchain: pod ' + variables.pod + ': container ' + variables.unclean.join(', ') + " +
+					"' mounts a volume at a path that is not clean and absolute; the kubelet would clean it (tmp is /tmp): write it so'"},
+			{Expression: "variables.first && size(variables.writerTmp) == 1", Reason: forbidden,
+				Message:           "guardchain: guardchain-init does not mount /tmp",
+				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': %s does not mount %s once'", InitContainerName, TmpPath)},
+			{Expression: "size(variables.unmounted) == 0", Reason: forbidden,
+				Message: "guardchain: a target container does not mount at /tmp the volume guardchain-init writes",
+				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': container ' + variables.unmounted.join(', ') + "+
+					"' does not mount at %s the volume (and subPath) %s writes the guard chain into'", TmpPath, InitContainerName)},
+			{Expression: "variables.emptyDir", Reason: forbidden,
+				Message:           "guardchain: the chain's volume is not an emptyDir",
+				MessageExpression: "'guardchain: pod ' + variables.pod + ': the volume at /tmp is not an emptyDir'"},
+			{Expression: "size(variables.shared) == 0", Reason: forbidden,
+				Message: "guardchain: a container that is not a target writes the chain's volume",
+				MessageExpression: "'guardchain: pod ' + variables.pod + ': container ' + variables.shared.join(', ') + " +
+					"' is not a target but mounts the volume that holds the guard chain writable (or guardchain-bin): it could rewrite the chain'"},
+			{Expression: "variables.program", Reason: forbidden,
+				Message: "guardchain: guardchain-init does not run initguards emit as rendered",
+				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': %s does not run initguards emit as guardchain renders it "+
+					"(from %s, or copied from it by %s into a target image), with nothing else mounted'", InitContainerName, p.reposText, BinContainerName)},
+			{Expression: "variables.settings", Reason: forbidden,
+				Message: "guardchain: guardchain-init does not have the configured settings",
+				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': %s does not have the configured settings: each GUARDCHAIN_ variable once, "+
+					"with the values the webhook renders, and no other'", InitContainerName)},
+			{Expression: "request.operation != 'UPDATE' || variables.images == " + images("oldObject"), Reason: forbidden,
+				Message: "guardchain: an update changes the image of a guardchain or target container",
+				MessageExpression: "'guardchain: pod ' + variables.pod + ': an update may not change the images of guardchain-init, guardchain-bin or a target " +
+					"(init containers run again from them when the pod sandbox is recreated); recreate the pod instead'"},
+		},
+	}
+}
 
 // celList is a CEL list literal of validated names (DNS labels, image
 // repositories): none holds a quote.
 func celList(items []string) string {
 	q := make([]string, len(items))
 	for i, s := range items {
-		q[i] = "'" + strings.ReplaceAll(s, "'", "") + "'"
+		q[i] = celString(s)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// celString is a CEL string literal of a validated value (no quote, no
+// backslash: host names, ports, paths, guard ids, variable names).
+func celString(s string) string {
+	return "'" + strings.NewReplacer("'", "", `\`, "").Replace(s) + "'"
 }

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"fmt"
 	"path"
 	"strings"
 
@@ -33,35 +34,98 @@ func (in *injection) ensureNodeOptions(c *corev1.Container, set podSettings) boo
 	if idx >= 0 {
 		value = c.Env[idx].Value
 	}
-	tokens := strings.Fields(value)
+	// Parsed as Node parses it: a --require inside a quoted string is no
+	// option, however it looks split on spaces.
+	tokens, err := nodeOptionsTokens(value)
+	if err != nil {
+		in.note(ReasonNodeOptionsFrom, "container %s has a NODE_OPTIONS that Node cannot parse (%v); left as is, so only proxy-env.sh names the guards", c.Name, err)
+		return false
+	}
 	required := map[string]bool{}
 	for _, id := range set.opts.Required {
 		required[id] = true
 	}
+	dropped := false
 	for _, g := range chain.Guards {
 		if g.Retired != "" {
+			before := len(tokens)
 			tokens = dropRequire(tokens, path.Join(TmpPath, g.Name))
+			dropped = dropped || len(tokens) != before
 		}
 	}
+	var add []string
 	for _, g := range chain.Guards {
 		if !required[g.ID] || (g.OnlyIfEnv != "" && literalEnv(c, g.OnlyIfEnv) != g.OnlyIfValue) {
 			continue
 		}
 		file := path.Join(TmpPath, g.Name)
 		if !hasRequire(tokens, file) {
-			tokens = append(tokens, "--require", file)
+			add = append(add, "--require", file)
 		}
 	}
-	joined := strings.Join(tokens, " ")
-	if idx >= 0 {
-		if strings.Join(strings.Fields(value), " ") == joined {
-			return false
+	if !dropped && len(add) == 0 {
+		return false
+	}
+	// The value as written, unless a token had to go: then re-quoted.
+	joined := value
+	if dropped {
+		quoted := make([]string, len(tokens))
+		for i, t := range tokens {
+			quoted[i] = quoteNodeToken(t)
 		}
+		joined = strings.Join(quoted, " ")
+	}
+	joined = strings.TrimSpace(strings.Join(append([]string{joined}, add...), " "))
+	if idx >= 0 {
 		c.Env[idx].Value = joined
 		return true
 	}
 	c.Env = append(c.Env, corev1.EnvVar{Name: "NODE_OPTIONS", Value: joined})
 	return true
+}
+
+// nodeOptionsTokens splits NODE_OPTIONS as Node does (ParseNodeOptionsEnvVar,
+// src/node_options.cc): on spaces outside double quotes; a quote opens or
+// closes a string and is dropped; in a string a backslash takes the next
+// character as it is.
+func nodeOptionsTokens(s string) ([]string, error) {
+	var out []string
+	inString, start := false, true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && inString:
+			if i+1 == len(s) {
+				return nil, fmt.Errorf("invalid escape")
+			}
+			i++
+			c = s[i]
+		case c == ' ' && !inString:
+			start = true
+			continue
+		case c == '"':
+			inString = !inString
+			continue
+		}
+		if start {
+			out = append(out, string(c))
+			start = false
+		} else {
+			out[len(out)-1] += string(c)
+		}
+	}
+	if inString {
+		return nil, fmt.Errorf("unterminated string")
+	}
+	return out, nil
+}
+
+// quoteNodeToken writes t so that nodeOptionsTokens reads it back.
+func quoteNodeToken(t string) string {
+	if t != "" && !strings.ContainsAny(t, " \"\\") {
+		return t
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(t) + `"`
 }
 
 func literalEnv(c *corev1.Container, name string) string {

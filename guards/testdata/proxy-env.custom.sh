@@ -7,16 +7,17 @@ export https_proxy='http://[fd00::1]:8080'
 export NO_PROXY='localhost,127.0.0.1,::1,fd00::1'
 export no_proxy='localhost,127.0.0.1,::1,fd00::1'
 export GIT_SSL_CAINFO='/etc/ssl/it'\''s/ca.pem'
-__guardchain_require() {
-  case " ${NODE_OPTIONS-} " in
-    *" --require $2 "* | *" --require=$2 "* | *" -r $2 "*) ;;
-    *) NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--require $2" ;;
+__guardchain_s=
+__guardchain_s="${__guardchain_s:+$__guardchain_s }--require /tmp/nemoclaw-sandbox-safety-net.js"
+__guardchain_s="${__guardchain_s:+$__guardchain_s }--require /tmp/nemoclaw-ciao-network-guard.js"
+__guardchain_s="${__guardchain_s:+$__guardchain_s }--require /tmp/nemoclaw-slack-channel-guard.js"
+if [ -n "$__guardchain_s" ]; then
+  case "${NODE_OPTIONS-}" in
+    "$__guardchain_s" | *" $__guardchain_s") ;;
+    *) NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }$__guardchain_s" ;;
   esac
-}
-__guardchain_require --require /tmp/nemoclaw-sandbox-safety-net.js
-__guardchain_require --require /tmp/nemoclaw-ciao-network-guard.js
-__guardchain_require --require /tmp/nemoclaw-slack-channel-guard.js
-unset -f __guardchain_require
+fi
+unset __guardchain_s
 if [ -n "${NODE_OPTIONS-}" ]; then export NODE_OPTIONS; fi
 export npm_config_cache='/tmp/.npm'
 export HISTFILE='/tmp/.sh_history'

@@ -6,17 +6,18 @@ export http_proxy='http://10.200.0.1:3128'
 export https_proxy='http://10.200.0.1:3128'
 export NO_PROXY='localhost,127.0.0.1,::1,10.200.0.1'
 export no_proxy='localhost,127.0.0.1,::1,10.200.0.1'
-__guardchain_require() {
-  case " ${NODE_OPTIONS-} " in
-    *" --require $2 "* | *" --require=$2 "* | *" -r $2 "*) ;;
-    *) NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--require $2" ;;
+__guardchain_s=
+__guardchain_s="${__guardchain_s:+$__guardchain_s }--require /tmp/nemoclaw-sandbox-safety-net.js"
+if [ "${NODE_USE_ENV_PROXY-}" = '1' ]; then __guardchain_s="${__guardchain_s:+$__guardchain_s }--require /tmp/nemoclaw-http-proxy-fix.js"; fi
+__guardchain_s="${__guardchain_s:+$__guardchain_s }--require /tmp/nemoclaw-nemotron-inference-fix.js"
+__guardchain_s="${__guardchain_s:+$__guardchain_s }--require /tmp/nemoclaw-ciao-network-guard.js"
+if [ -n "$__guardchain_s" ]; then
+  case "${NODE_OPTIONS-}" in
+    "$__guardchain_s" | *" $__guardchain_s") ;;
+    *) NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }$__guardchain_s" ;;
   esac
-}
-__guardchain_require --require /tmp/nemoclaw-sandbox-safety-net.js
-if [ "${NODE_USE_ENV_PROXY-}" = '1' ]; then __guardchain_require --require /tmp/nemoclaw-http-proxy-fix.js; fi
-__guardchain_require --require /tmp/nemoclaw-nemotron-inference-fix.js
-__guardchain_require --require /tmp/nemoclaw-ciao-network-guard.js
-unset -f __guardchain_require
+fi
+unset __guardchain_s
 if [ -n "${NODE_OPTIONS-}" ]; then export NODE_OPTIONS; fi
 export npm_config_cache='/tmp/.npm'
 export XDG_CACHE_HOME='/tmp/.cache'

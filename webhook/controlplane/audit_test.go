@@ -42,7 +42,9 @@ func withStatus(p *corev1.Pod, phase corev1.PodPhase, code int32, msg string) {
 	for _, c := range p.Spec.InitContainers {
 		s := corev1.ContainerStatus{Name: c.Name, Image: c.Image}
 		if webhook.IsOwnInitContainer(c.Name) {
-			s.State.Terminated = &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed"}
+			// What initguards reports, as its termination message.
+			s.State.Terminated = &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed",
+				Message: `{"sha256":"0a1b","source":"/usr/local/lib/nemoclaw/preloads","ownership":"uid:998:998","count":5}`}
 			if c.Name == webhook.InitContainerName && code != 0 {
 				// A failing init container, as the kubelet shows it between tries.
 				s.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}
@@ -98,7 +100,7 @@ func TestControlPlaneAuditClassifiesSandboxPods(t *testing.T) {
 
 	kc := userKubeconfig(t, ns)
 	var stdout, stderr bytes.Buffer
-	code := audit.Main(ctx, []string{"--kubeconfig", kc, "-o", "json"}, &stdout, &stderr)
+	code := audit.Main(ctx, []string{"--kubeconfig", kc, "--init-repository", "registry.local/guardchain/initguards", "-o", "json"}, &stdout, &stderr)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (unguarded and failed pods): %s", code, stderr.String())
 	}
@@ -121,7 +123,7 @@ func TestControlPlaneAuditClassifiesSandboxPods(t *testing.T) {
 
 	stdout.Reset()
 	stderr.Reset()
-	if code := audit.Main(ctx, []string{"--kubeconfig", kc, "-n", ns}, &stdout, &stderr); code != 1 {
+	if code := audit.Main(ctx, []string{"--kubeconfig", kc, "--init-repository", "registry.local/guardchain/initguards", "-n", ns}, &stdout, &stderr); code != 1 {
 		t.Fatalf("table: exit %d: %s", code, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
@@ -141,7 +143,7 @@ func TestControlPlaneAuditClassifiesSandboxPods(t *testing.T) {
 	}
 	stdout.Reset()
 	stderr.Reset()
-	if code := audit.Main(ctx, []string{"--kubeconfig", kc, "-o", "yaml"}, &stdout, &stderr); code != 0 {
+	if code := audit.Main(ctx, []string{"--kubeconfig", kc, "--init-repository", "registry.local/guardchain/initguards", "-o", "yaml"}, &stdout, &stderr); code != 0 {
 		t.Errorf("with only guarded and stale pods: exit %d: %s\n%s", code, stderr.String(), stdout.String())
 	}
 }

@@ -242,7 +242,7 @@ func TestControlPlaneEnforcement(t *testing.T) {
 		}{
 			{"the webhook's own pod", "", func(*corev1.Pod) {}},
 			{"emit with other flags", "does not run initguards emit", func(p *corev1.Pod) { writer(p).Args = []string{"emit", "--dir", "/var/empty"} }},
-			{"emit into another directory", "does not run initguards emit", func(p *corev1.Pod) {
+			{"emit into another directory", "does not have the configured settings", func(p *corev1.Pod) {
 				writer(p).Env = append(writer(p).Env, corev1.EnvVar{Name: "GUARDCHAIN_DIR", Value: "/elsewhere"})
 			}},
 			{"a restartable writer", "does not run initguards emit", func(p *corev1.Pod) {
@@ -252,11 +252,11 @@ func TestControlPlaneEnforcement(t *testing.T) {
 				writer(p).VolumeMounts = append(writer(p).VolumeMounts, corev1.VolumeMount{Name: "fake", MountPath: "/guardchain/initguards", SubPath: "x"})
 				p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "fake", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 			}},
-			{"another volume at /tmp/ beside the chain's", "does not mount at /tmp", func(p *corev1.Pod) {
+			{"another volume at /tmp/ beside the chain's", "not clean and absolute", func(p *corev1.Pod) {
 				p.Spec.Containers[0].VolumeMounts = append(p.Spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "other", MountPath: "/tmp/"})
 				p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "other", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 			}},
-			{"a file over proxy-env.sh", "does not mount at /tmp", func(p *corev1.Pod) {
+			{"a file over proxy-env.sh", "not clean and absolute", func(p *corev1.Pod) {
 				p.Spec.Containers[0].VolumeMounts = append(p.Spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "other", MountPath: "//tmp/nemoclaw-proxy-env.sh", SubPath: "x"})
 				p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "other", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 			}},

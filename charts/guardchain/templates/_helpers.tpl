@@ -119,3 +119,86 @@ the same text as webhook.SandboxCondition. */}}
 {{- $list := include "guardchain.celContainers" . -}}
 object.spec.containers.exists(c, c.name in {{ $list }}) || (has(object.spec.initContainers) && object.spec.initContainers.exists(c, c.name in {{ $list }})) || (has(object.metadata.annotations) && 'guardchain.dev/containers' in object.metadata.annotations)
 {{- end -}}
+
+{{- /*
+The config values the backstop's expressions read (templates/enforcement.yaml,
+generated from webhook/enforcement.go), each printed as the CEL literal
+webhook.goParams makes of the same config; a control-plane test renders the
+chart and compares. Defaults are webhook.Default()'s, for values files of
+releases that lacked a key.
+*/}}
+{{- define "guardchain.cel.allows" -}}
+{{- $allowed := list "containers" "source" -}}
+{{- if hasKey .root.Values.config "allowedOverrides" }}{{ $allowed = .root.Values.config.allowedOverrides | default list }}{{ end -}}
+{{- if has .name $allowed }}yes{{ end -}}
+{{- end -}}
+
+{{/* configured, or the pod's guardchain.dev/<name> annotation (as annotation) where allowed. */}}
+{{- define "guardchain.cel.override" -}}
+{{- if include "guardchain.cel.allows" (dict "name" .name "root" .root) -}}
+(has(object.metadata.annotations) && 'guardchain.dev/{{ .name }}' in object.metadata.annotations ? {{ .annotation }} : {{ .configured }})
+{{- else -}}
+{{ .configured }}
+{{- end -}}
+{{- end -}}
+
+{{- define "guardchain.cel.names" -}}
+{{- $containers := include "guardchain.celContainers" . -}}
+{{- if include "guardchain.cel.allows" (dict "name" "containers" "root" .) -}}
+(has(object.metadata.annotations) && 'guardchain.dev/containers' in object.metadata.annotations ? object.metadata.annotations['guardchain.dev/containers'].split(',').map(n, n.trim()).filter(n, n != '') : []) + {{ $containers }}
+{{- else -}}
+{{ $containers }}
+{{- end -}}
+{{- end -}}
+
+{{- define "guardchain.cel.repoList" -}}
+{{- toJson (prepend ((.Values.enforcement | default dict).extraRepositories | default list) .Values.initImage.repository) -}}
+{{- end -}}
+
+{{- define "guardchain.cel.repos" -}}
+{{- $quoted := list -}}
+{{- range (include "guardchain.cel.repoList" . | fromJsonArray) }}{{ $quoted = append $quoted (printf "'%s'" (replace "'" "" .)) }}{{ end -}}
+[{{ join ", " $quoted }}]
+{{- end -}}
+
+{{- define "guardchain.cel.reposText" -}}
+{{- replace "'" "" (join " or " (include "guardchain.cel.repoList" . | fromJsonArray)) -}}
+{{- end -}}
+
+{{- define "guardchain.cel.source" -}}
+{{- include "guardchain.cel.override" (dict "root" . "name" "source" "configured" (printf "'%s'" (.Values.config.source | default "auto")) "annotation" "object.metadata.annotations['guardchain.dev/source']") -}}
+{{- end -}}
+
+{{- define "guardchain.cel.proxyHost" -}}
+{{- include "guardchain.cel.override" (dict "root" . "name" "proxy-host" "configured" (printf "'%s'" ((.Values.config.proxy | default dict).host | default "10.200.0.1")) "annotation" "object.metadata.annotations['guardchain.dev/proxy-host']") -}}
+{{- end -}}
+
+{{- define "guardchain.cel.proxyPort" -}}
+{{- include "guardchain.cel.override" (dict "root" . "name" "proxy-port" "configured" (printf "'%v'" ((.Values.config.proxy | default dict).port | default 3128 | int)) "annotation" "object.metadata.annotations['guardchain.dev/proxy-port']") -}}
+{{- end -}}
+
+{{- define "guardchain.cel.require" -}}
+{{- $guards := list "safety-net" "http-proxy-fix" "nemotron-inference-fix" "ciao-network-guard" -}}
+{{- if hasKey .Values.config "requiredGuards" }}{{ $guards = .Values.config.requiredGuards | default list }}{{ end -}}
+{{- $a := "object.metadata.annotations['guardchain.dev/require']" -}}
+{{- include "guardchain.cel.override" (dict "root" . "name" "require" "configured" (printf "'%s'" (join "," $guards | default "none")) "annotation" (printf "(%[1]s == 'none' || size(%[1]s.split(',').map(n, n.trim()).filter(n, n != '')) == 0 ? 'none' : %[1]s.split(',').map(n, n.trim()).filter(n, n != '').join(','))" $a)) -}}
+{{- end -}}
+
+{{- define "guardchain.cel.preloadsDir" -}}
+'{{ .Values.config.preloadsDir | default "/usr/local/lib/nemoclaw/preloads" }}'
+{{- end -}}
+
+{{- define "guardchain.cel.cacheRedirects" -}}
+{{- $r := .Values.config.cacheRedirects | default "all" -}}
+{{- if or (eq $r "all") (eq $r "none") -}}
+'{{ $r }}'
+{{- else -}}
+{{- $vars := list -}}
+{{- range (splitList "," $r) }}{{ $vars = append $vars (trim .) }}{{ end -}}
+'{{ join "," $vars }}'
+{{- end -}}
+{{- end -}}
+
+{{- define "guardchain.cel.gitSSLCAInfo" -}}
+'{{ .Values.config.gitSSLCAInfo | default "" }}'
+{{- end -}}
