@@ -54,10 +54,11 @@ func (b *logBuffer) has(s string) bool {
 }
 
 // selfManaged is one test's self-managed setup, as the chart deploys it:
-// the chart's RBAC for a release in its own namespace, a webhook
-// configuration with the chart's name and no CA bundle yet, with one webhook
-// per replica (each at its own port, so an admission succeeds only when
-// every replica's certificate is trusted), and a namespace of sandboxes.
+// the chart's RBAC and the policies confining its ServiceAccount, for a
+// release in its own namespace, a webhook configuration with the chart's
+// name and no CA bundle yet, with one webhook per replica (each at its own
+// port, so an admission succeeds only when every replica's certificate is
+// trusted), and a namespace of sandboxes.
 type selfManaged struct {
 	cfg        webhook.Config
 	ns         string
@@ -102,6 +103,8 @@ func newSelfManagedReplicas(t *testing.T, replicas int) *selfManaged {
 	t.Cleanup(func() {
 		_ = clientset.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), mwc.Name, metav1.DeleteOptions{})
 	})
+	// The certificate code runs confined to the caBundle, as in the chart.
+	waitWebhookConfigPolicy(t, s.id)
 	return s
 }
 

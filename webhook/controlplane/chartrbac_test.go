@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -79,14 +80,16 @@ type chartIdentity struct {
 
 // asChartServiceAccount renders release in ns with the default values,
 // creates what the chart gives the certificate code (its ServiceAccount,
-// Roles and bindings, any Secret it renders, and the policy that confines
-// the ServiceAccount to its Secret) in the API server, and returns a client
-// that impersonates that ServiceAccount once the policy is in effect.
+// Roles and bindings, any Secret it renders, and the policies that confine
+// the ServiceAccount to its Secret and to the caBundle of its webhook
+// configuration) in the API server, and returns a client that impersonates
+// that ServiceAccount once the Secret policy is in effect (the other needs
+// the webhook configuration to exist: waitWebhookConfigPolicy).
 func asChartServiceAccount(t *testing.T, rel, ns string) chartIdentity {
 	t.Helper()
 	objs := renderRelease(t, rel, ns)
 	args, sa := webhookArgs(t, objs)
-	applyCertObjects(t, objs, args["cert-secret"])
+	applyCertObjects(t, objs, args["cert-secret"], webhookConfigPolicy(args["webhook-config"]))
 	id := chartIdentity{client: impersonate(t, ns, sa), namespace: ns, sa: sa, secretName: args["cert-secret"], legacySecret: args["legacy-cert-secret"],
 		webhookConfig: args["webhook-config"], service: args["service"]}
 	waitFor(t, "the chart's Secret policy to take effect", func() error {
@@ -103,10 +106,10 @@ func asChartServiceAccount(t *testing.T, rel, ns string) chartIdentity {
 }
 
 // applyCertObjects creates the rendered ServiceAccount, Roles, bindings and
-// Secrets, and the ValidatingAdmissionPolicy named policy with its binding
-// (the chart names the one guarding the self-managed Secret after it; not
-// the pod backstop); the cluster-scoped ones are removed when the test ends.
-func applyCertObjects(t *testing.T, objs []*unstructured.Unstructured, policy string) {
+// Secrets, and the ValidatingAdmissionPolicies named in policies with their
+// bindings (the ones confining the ServiceAccount; not the pod backstop);
+// the cluster-scoped ones are removed when the test ends.
+func applyCertObjects(t *testing.T, objs []*unstructured.Unstructured, policies ...string) {
 	t.Helper()
 	c, err := client.New(restConfig, client.Options{})
 	if err != nil {
@@ -117,7 +120,7 @@ func applyCertObjects(t *testing.T, objs []*unstructured.Unstructured, policy st
 		switch o.GetKind() {
 		case "ServiceAccount", "Role", "RoleBinding", "Secret":
 		case "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
-			if o.GetName() != policy {
+			if !slices.Contains(policies, o.GetName()) {
 				continue
 			}
 			o := o
