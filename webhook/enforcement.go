@@ -185,6 +185,11 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				"(e.operator == 'NotIn' && has(e.values) && 'linux' in e.values) || e.operator in ['DoesNotExist', 'Gt', 'Lt']))))"},
 		},
 		Variables: []admissionregistrationv1.Variable{
+			// A create is judged whole; an update of a pod guardchain
+			// injected (perhaps by an earlier release, with other settings)
+			// only for what an update can change: images, ephemeral
+			// containers.
+			v("creating", "request.operation == 'CREATE'"),
 			v("pod", "object.metadata.namespace + '/' + (object.metadata.name != '' ? object.metadata.name : object.metadata.generateName + '*')"),
 			v("names", p.names),
 			v("inits", "has(object.spec.initContainers) ? object.spec.initContainers : []"),
@@ -263,39 +268,47 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				"has(object.spec.volumes) && object.spec.volumes.exists(v, v.name == '%[5]s' && has(v.emptyDir))))",
 				w, SourceEmbedded, isRepo(w+".image"), BinPath, BinVolumeName, BinContainerName, isRepo(b+".image"), b)),
 			v("images", images("object")),
+			// On update, pod containers cannot change, ephemeral ones
+			// can be added: none may write the chain's volume.
+			v("ephemeralShared", fmt.Sprintf("variables.ephemerals.filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, "+
+				"(m.name == variables.chainVolume && !(has(m.readOnly) && m.readOnly)) || m.name == '%s')).map(c, c.name)", BinVolumeName)),
 		},
 		Validations: []admissionregistrationv1.Validation{
-			{Expression: "variables.first", Reason: forbidden,
+			{Expression: "!variables.creating || (variables.first)", Reason: forbidden,
 				Message: "guardchain: the pod has no guardchain-init first among its init containers",
 				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ' has no %s first among its init containers: the guard chain would not be written "+
 					"before its containers start (the mutating webhook did not run, or a later one moved it)'", InitContainerName)},
-			{Expression: "size(variables.unclean) == 0", Reason: forbidden,
+			{Expression: "!variables.creating || (size(variables.unclean) == 0)", Reason: forbidden,
 				Message: "guardchain: a container mounts a volume at a path that is not clean and absolute",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': container ' + variables.unclean.join(', ') + " +
 					"' mounts a volume at a path that is not clean and absolute; the kubelet would clean it (tmp is /tmp): write it so'"},
-			{Expression: "variables.first && size(variables.writerTmp) == 1", Reason: forbidden,
+			{Expression: "!variables.creating || (variables.first && size(variables.writerTmp) == 1)", Reason: forbidden,
 				Message:           "guardchain: guardchain-init does not mount /tmp",
 				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': %s does not mount %s once'", InitContainerName, TmpPath)},
-			{Expression: "size(variables.unmounted) == 0", Reason: forbidden,
+			{Expression: "!variables.creating || (size(variables.unmounted) == 0)", Reason: forbidden,
 				Message: "guardchain: a target container does not mount at /tmp the volume guardchain-init writes",
 				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': container ' + variables.unmounted.join(', ') + "+
 					"' does not mount at %s the volume (and subPath) %s writes the guard chain into'", TmpPath, InitContainerName)},
-			{Expression: "variables.emptyDir", Reason: forbidden,
+			{Expression: "!variables.creating || (variables.emptyDir)", Reason: forbidden,
 				Message:           "guardchain: the chain's volume is not an emptyDir",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': the volume at /tmp is not an emptyDir'"},
-			{Expression: "size(variables.shared) == 0", Reason: forbidden,
+			{Expression: "!variables.creating || (size(variables.shared) == 0)", Reason: forbidden,
 				Message: "guardchain: a container that is not a target writes the chain's volume",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': container ' + variables.shared.join(', ') + " +
 					"' is not a target but mounts the volume that holds the guard chain writable (or guardchain-bin): it could rewrite the chain'"},
-			{Expression: "variables.program", Reason: forbidden,
+			{Expression: "!variables.creating || (variables.program)", Reason: forbidden,
 				Message: "guardchain: guardchain-init does not run initguards emit as rendered",
 				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': %s does not run initguards emit as guardchain renders it "+
 					"(from %s, or copied from it by %s into a target image), with nothing else mounted'", InitContainerName, p.reposText, BinContainerName)},
-			{Expression: "variables.settings", Reason: forbidden,
+			{Expression: "!variables.creating || (variables.settings)", Reason: forbidden,
 				Message: "guardchain: guardchain-init does not have the configured settings",
 				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': %s does not have the configured settings: each GUARDCHAIN_ variable once, "+
 					"with the values the webhook renders, and no other'", InitContainerName)},
-			{Expression: "request.operation != 'UPDATE' || variables.images == " + images("oldObject"), Reason: forbidden,
+			{Expression: "variables.creating || size(variables.ephemeralShared) == 0", Reason: forbidden,
+				Message: "guardchain: an ephemeral container writes the chain's volume",
+				MessageExpression: "'guardchain: pod ' + variables.pod + ': container ' + variables.ephemeralShared.join(', ') + " +
+					"' is not a target but mounts the volume that holds the guard chain writable (or guardchain-bin): it could rewrite the chain'"},
+			{Expression: "variables.creating || variables.images == " + images("oldObject"), Reason: forbidden,
 				Message: "guardchain: an update changes the image of a guardchain or target container",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': an update may not change the images of guardchain-init, guardchain-bin or a target " +
 					"(init containers run again from them when the pod sandbox is recreated); recreate the pod instead'"},

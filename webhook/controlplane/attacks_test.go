@@ -334,6 +334,23 @@ func TestControlPlaneUpdatesAndEphemeralContainersAreChecked(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a pod an earlier release injected, with other settings, can still be labelled but not re-imaged", func(t *testing.T) {
+		earlier := namespace(t, "openshell", nil)
+		old := testConfig(t, "proxy: {host: 10.9.9.9, port: 3128}\n")
+		p, err := clientset.CoreV1().Pods(earlier).Create(ctx, webhook.Inject(agentPod("earlier"), old).Pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		enforce(t, cfg, []string{earlier})
+		p.Labels = map[string]string{"x": "y"}
+		if p, err = clientset.CoreV1().Pods(earlier).Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+			t.Fatalf("label update of a pod an earlier release injected: %v", err)
+		}
+		p.Spec.Containers[0].Image = "node:23-slim"
+		if _, err := clientset.CoreV1().Pods(earlier).Update(ctx, p, metav1.UpdateOptions{}); err == nil || !strings.Contains(err.Error(), "an update may not change the images") {
+			t.Errorf("image update: %v, want a refusal", err)
+		}
+	})
 	t.Run("a pod created before guardchain can still be updated", func(t *testing.T) {
 		before := namespace(t, "openshell", nil)
 		p, err := clientset.CoreV1().Pods(before).Create(ctx, agentPod("before"), metav1.CreateOptions{})
