@@ -199,9 +199,13 @@ func (e *env) testNemoClaw(t *testing.T) {
 		}
 	})
 
+	// A pod says its entrypoint runs as root the way OpenShell says who runs
+	// it: OPENSHELL_SANDBOX_UID (ownership auto reads it; the annotation is
+	// the operator's to allow).
+	rootEnv := corev1.EnvVar{Name: webhook.EnvSandboxUID, Value: "0"}
 	t.Run("a root-runtime NemoClaw sandbox with ownership root starts", func(t *testing.T) {
 		p, err := e.cs.CoreV1().Pods(sandboxNS).Create(ctx, e.nemoclawPod(func(p *corev1.Pod) {
-			p.Annotations[webhook.AnnotationOwnership] = "root"
+			p.Spec.Containers[0].Env = append(p.Spec.Containers[0].Env, rootEnv)
 			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: ptr.To(int64(0)), RunAsGroup: ptr.To(int64(0))}
 		}), metav1.CreateOptions{})
 		if err != nil {
@@ -216,7 +220,8 @@ func (e *env) testNemoClaw(t *testing.T) {
 
 	t.Run("control: ownership root makes the uid-998 entrypoint fail", func(t *testing.T) {
 		p, err := e.cs.CoreV1().Pods(sandboxNS).Create(ctx, e.nemoclawPod(func(p *corev1.Pod) {
-			p.Annotations[webhook.AnnotationOwnership] = "root"
+			// The env says root; the image's USER 998 runs the entrypoint.
+			p.Spec.Containers[0].Env = append(p.Spec.Containers[0].Env, rootEnv)
 			p.Spec.RestartPolicy = corev1.RestartPolicyNever
 		}), metav1.CreateOptions{})
 		if err != nil {
