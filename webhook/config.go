@@ -32,6 +32,9 @@ type WriterMode string
 // SourceMode says where the staged guards come from.
 type SourceMode string
 
+// ImageVolumeMode says how an image source hands initguards to the writer.
+type ImageVolumeMode string
+
 const (
 	// NodeOptionsOff leaves NODE_OPTIONS to proxy-env.sh (the default).
 	NodeOptionsOff NodeOptionsMode = "off"
@@ -63,6 +66,17 @@ const (
 	// SourceAuto stages the image's preloads where the image packages them,
 	// the embedded chain otherwise; the init container says which.
 	SourceAuto SourceMode = "auto"
+
+	// ImageVolumeAuto mounts the init image as an image volume where the
+	// pod already mounts one (as OpenShell's pods mount their supervisor):
+	// its node can, or the pod would not start anyway. Elsewhere, the copy.
+	ImageVolumeAuto ImageVolumeMode = "auto"
+	// ImageVolumeAlways mounts it for every pod: for clusters whose nodes
+	// all mount image volumes (Kubernetes 1.35+ with containerd 2.1+ or
+	// CRI-O 1.31+).
+	ImageVolumeAlways ImageVolumeMode = "always"
+	// ImageVolumeNever copies it with guardchain-bin, for every pod.
+	ImageVolumeNever ImageVolumeMode = "never"
 )
 
 // Override names a pod annotation that config may let pods use.
@@ -110,8 +124,12 @@ type Config struct {
 	// Source is where the guards come from: embedded, image or auto.
 	Source SourceMode `json:"source"`
 	// PreloadsDir is where images package their preloads.
-	PreloadsDir string       `json:"preloadsDir"`
-	Volume      VolumeConfig `json:"volume"`
+	PreloadsDir string `json:"preloadsDir"`
+	// ImageVolume is how an image source hands initguards to the writer:
+	// an image volume of the init image (one init container, one relist
+	// less) or a copy by guardchain-bin into an emptyDir.
+	ImageVolume ImageVolumeMode `json:"imageVolume"`
+	Volume      VolumeConfig    `json:"volume"`
 	// Containers are the target container names.
 	Containers  []string        `json:"containers"`
 	NodeOptions NodeOptionsMode `json:"nodeOptions"`
@@ -160,6 +178,7 @@ func Default() Config {
 		Writer:         WriterAuto,
 		Source:         SourceAuto,
 		PreloadsDir:    guards.PackagedDir,
+		ImageVolume:    ImageVolumeAuto,
 		Containers:     []string{"agent"},
 		NodeOptions:    NodeOptionsOff,
 		Conflict:       ConflictDeny,
@@ -229,6 +248,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.Source.validate(); err != nil {
 		return field("source", err)
+	}
+	switch c.ImageVolume {
+	case ImageVolumeAuto, ImageVolumeAlways, ImageVolumeNever:
+	default:
+		return field("imageVolume", fmt.Errorf("%q: want auto, always or never", c.ImageVolume))
 	}
 	if err := guards.ValidateDir(c.PreloadsDir); err != nil || c.PreloadsDir == "/" {
 		return field("preloadsDir", fmt.Errorf("%q: want a clean absolute path", c.PreloadsDir))

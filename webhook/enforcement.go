@@ -256,17 +256,24 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			// (embedded source), or copied from it by guardchain-bin and run
 			// in a target's image (image and auto sources), with nothing
 			// mounted but /tmp and the copy, and the copy made as rendered.
+			// The writer is initguards emit, run once: from the init image
+			// (embedded source), or in a target's image (image and auto
+			// sources) from the init image mounted as an image volume, or
+			// from the copy guardchain-bin made of it; with nothing mounted
+			// but /tmp and that, and the copy made as rendered.
 			v("program", fmt.Sprintf("variables.first && has(%[1]s.args) && %[1]s.args == ['emit'] && !has(%[1]s.restartPolicy) && !has(%[1]s.volumeDevices) && has(%[1]s.volumeMounts) && "+
 				"(variables.source == '%[2]s' ? "+
 				"(%[3]s && (!has(%[1]s.command) || size(%[1]s.command) == 0) && size(%[1]s.volumeMounts) == 1) : "+
 				"(has(%[1]s.command) && %[1]s.command == ['%[4]s/initguards'] && variables.targets.exists(t, t.image == %[1]s.image) && "+
-				"size(%[1]s.volumeMounts) == 2 && %[1]s.volumeMounts.exists(m, m.mountPath == '%[4]s' && m.name == '%[5]s') && "+
-				"size(variables.bins) == 1 && variables.inits[0].name == '%[6]s' && %[7]s && "+
+				"size(%[1]s.volumeMounts) == 2 && %[1]s.volumeMounts.exists(m, m.mountPath == '%[4]s' && m.name == '%[5]s' && has(m.readOnly) && m.readOnly && "+
+				"!has(m.subPath) && !has(m.subPathExpr)) && has(object.spec.volumes) && "+
+				"((size(variables.bins) == 0 && object.spec.volumes.exists(v, v.name == '%[5]s' && has(v.image) && %[9]s)) || "+
+				"(size(variables.bins) == 1 && variables.inits[0].name == '%[6]s' && %[7]s && "+
 				"has(%[8]s.args) && %[8]s.args == ['copy-self', '--to', '%[4]s/initguards'] && (!has(%[8]s.command) || size(%[8]s.command) == 0) && "+
 				"!has(%[8]s.env) && !has(%[8]s.envFrom) && !has(%[8]s.restartPolicy) && !has(%[8]s.volumeDevices) && "+
 				"has(%[8]s.volumeMounts) && size(%[8]s.volumeMounts) == 1 && %[8]s.volumeMounts[0].mountPath == '%[4]s' && %[8]s.volumeMounts[0].name == '%[5]s' && "+
-				"has(object.spec.volumes) && object.spec.volumes.exists(v, v.name == '%[5]s' && has(v.emptyDir))))",
-				w, SourceEmbedded, isRepo(w+".image"), BinPath, BinVolumeName, BinContainerName, isRepo(b+".image"), b)),
+				"object.spec.volumes.exists(v, v.name == '%[5]s' && has(v.emptyDir))))))",
+				w, SourceEmbedded, isRepo(w+".image"), BinPath, BinVolumeName, BinContainerName, isRepo(b+".image"), b, isRepo("v.image.reference"))),
 			v("images", images("object")),
 			// On update, pod containers cannot change, ephemeral ones
 			// can be added: none may write the chain's volume.
@@ -299,7 +306,7 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			{Expression: "!variables.creating || (variables.program)", Reason: forbidden,
 				Message: "guardchain: guardchain-init does not run initguards emit as rendered",
 				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': %s does not run initguards emit as guardchain renders it "+
-					"(from %s, or copied from it by %s into a target image), with nothing else mounted'", InitContainerName, p.reposText, BinContainerName)},
+					"(from %s, or from it as an image volume or a copy by %s in a target image), with nothing else mounted'", InitContainerName, p.reposText, BinContainerName)},
 			{Expression: "!variables.creating || (variables.settings)", Reason: forbidden,
 				Message: "guardchain: guardchain-init does not have the configured settings",
 				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': %s does not have the configured settings: each GUARDCHAIN_ variable once, "+

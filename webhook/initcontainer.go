@@ -22,10 +22,12 @@ import (
 
 // initContainers are guardchain's init containers for these settings, in
 // the order they run. With the embedded chain, one: guardchain-init runs
-// initguards from the init image. With an image source, two: guardchain-bin
-// copies initguards into a small emptyDir, and guardchain-init runs that
-// copy inside the first target's image, where the image's packaged preloads
-// are, so the chain is the bytes the sandbox image ships.
+// initguards from the init image. With an image source, guardchain-init runs
+// initguards inside the first target's image, where the image's packaged
+// preloads are, so the chain is the bytes the sandbox image ships: from an
+// image volume of the init image (one container), or from a copy that
+// guardchain-bin makes into a small emptyDir first (two: about one second
+// more, the kubelet's relist).
 func (in *injection) initContainers(set podSettings, target *corev1.Container, mount corev1.VolumeMount, keepGuaranteed bool) []corev1.Container {
 	o := set.opts
 	var env []corev1.EnvVar
@@ -87,6 +89,10 @@ func (in *injection) initContainers(set podSettings, target *corev1.Container, m
 	writer.Image, writer.ImagePullPolicy = target.Image, target.ImagePullPolicy
 	writer.Command = []string{bin}
 	writer.VolumeMounts = append(writer.VolumeMounts, corev1.VolumeMount{Name: BinVolumeName, MountPath: BinPath, ReadOnly: true})
+	if set.imageVolume {
+		// The init image itself, mounted read-only: initguards is at its root.
+		return []corev1.Container{writer}
+	}
 	copier := corev1.Container{
 		Name:                     BinContainerName,
 		Image:                    in.cfg.InitImage,

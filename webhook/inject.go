@@ -178,6 +178,9 @@ type podSettings struct {
 	policy        initguards.Policy
 	writer        WriterMode
 	source        SourceMode
+	// imageVolume: the writer runs initguards from an image volume of the
+	// init image, not from guardchain-bin's copy.
+	imageVolume bool
 }
 
 func (in *injection) run() Result {
@@ -216,10 +219,13 @@ func (in *injection) run() Result {
 	set.ownership, set.ownershipFrom = resolveOwnership(set.ownership, set.ownershipFrom, &in.pod.Spec, containerByName(&in.pod.Spec, from))
 	set.policy, _ = initguards.ParseOwnership(set.ownership)
 	if set.source != SourceEmbedded {
-		if v := volumeByName(&in.pod.Spec, BinVolumeName); v != nil && v.EmptyDir == nil {
-			return in.refuse(ReasonVolumeNameTaken, "the pod already has a volume named %s that is %s, not an emptyDir", BinVolumeName, volumeKind(v))
+		if v := volumeByName(&in.pod.Spec, BinVolumeName); v != nil && v.EmptyDir == nil && v.Image == nil {
+			return in.refuse(ReasonVolumeNameTaken, "the pod already has a volume named %s that is %s, not an emptyDir or image volume", BinVolumeName, volumeKind(v))
 		}
 	}
+	// An image source runs initguards from an image volume of the init
+	// image where that is safe (one init container), else from a copy.
+	set.imageVolume = set.source != SourceEmbedded && in.imageVolumes()
 
 	out := in.pod.DeepCopy()
 	spec := &out.Spec
@@ -234,7 +240,7 @@ func (in *injection) run() Result {
 		}
 	}
 	if set.source != SourceEmbedded {
-		changed = ensureVolume(spec, BinVolumeName, binVolume) || changed
+		changed = in.ensureBinVolume(spec, set.imageVolume) || changed
 	}
 	// The image source reads the first target's image, as the pod names it.
 	inits := in.initContainers(set, containerByName(&in.pod.Spec, from), mount, guaranteed(in.pod))

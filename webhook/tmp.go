@@ -162,6 +162,48 @@ func volumeKind(v *corev1.Volume) string {
 	return "not an emptyDir"
 }
 
+// imageVolumes reports whether the writer may take initguards from an
+// image volume: always, never, or (auto) where the pod already mounts an
+// image volume other than guardchain's, so its node must mount them (the
+// node is unknown at admission; this never makes a pod that could start
+// stuck).
+func (in *injection) imageVolumes() bool {
+	switch in.cfg.ImageVolume {
+	case ImageVolumeAlways:
+		return true
+	case ImageVolumeNever:
+		return false
+	}
+	for _, v := range in.pod.Spec.Volumes {
+		if v.Image != nil && v.Name != BinVolumeName {
+			return true
+		}
+	}
+	return false
+}
+
+// ensureBinVolume makes guardchain-bin what the writer takes initguards
+// from: the init image as a read-only image volume, or a small emptyDir
+// that guardchain-bin copies it into.
+func (in *injection) ensureBinVolume(spec *corev1.PodSpec, image bool) bool {
+	want := corev1.VolumeSource{}
+	if image {
+		want.Image = &corev1.ImageVolumeSource{Reference: in.cfg.InitImage, PullPolicy: in.cfg.ImagePullPolicy}
+	} else {
+		q := binVolume.SizeLimit.DeepCopy()
+		want.EmptyDir = &corev1.EmptyDirVolumeSource{SizeLimit: &q}
+	}
+	if v := volumeByName(spec, BinVolumeName); v != nil {
+		if equality.Semantic.DeepEqual(v.VolumeSource, want) {
+			return false
+		}
+		v.VolumeSource = want
+		return true
+	}
+	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: BinVolumeName, VolumeSource: want})
+	return true
+}
+
 // ensureVolume adds our emptyDir, or brings one of that name (ours from an
 // earlier call, or from an older release's offline injection) to the
 // configured medium and size. An emptyDir the pod mounts at /tmp under

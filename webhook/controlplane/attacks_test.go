@@ -22,9 +22,18 @@ import (
 // input, refused or rendered anew by the webhook. The spellings are the ones
 // the kubelet and runc treat alike.
 func TestControlPlaneAttacksAreRefusedByPolicyAuditAndWebhook(t *testing.T) {
-	for _, source := range []string{"auto", "embedded"} {
-		t.Run("source "+source, func(t *testing.T) {
-			cfg := testConfig(t, "source: "+source+"\n")
+	for _, variant := range []struct{ name, source, config string }{
+		{"source auto, copied", "auto", "source: auto\nimageVolume: never\n"},
+		{"source auto, image volume", "auto-image-volume", "source: auto\nimageVolume: always\n"},
+		{"source embedded", "embedded", "source: embedded\n"},
+	} {
+		source := variant.source
+		if source == "auto-image-volume" && floorRun(t) {
+			t.Logf("%s: left out on the oldest release, whose API server has no image volumes (1.35+)", variant.name)
+			continue
+		}
+		t.Run(variant.name, func(t *testing.T) {
+			cfg := testConfig(t, variant.config)
 			policyOnly := namespace(t, "openshell", nil)
 			webhooked := namespace(t, "openshell", nil)
 			// Registered first, so that the policy is gone when the
@@ -206,9 +215,37 @@ func attacks(source string) []attack {
 		}})
 		return out
 	}
+	binVolume := func(p *corev1.Pod) *corev1.Volume {
+		for i := range p.Spec.Volumes {
+			if p.Spec.Volumes[i].Name == webhook.BinVolumeName {
+				return &p.Spec.Volumes[i]
+			}
+		}
+		return &corev1.Volume{}
+	}
+	out = append(out,
+		attack{"a writer image that is no target's", program, func(p *corev1.Pod) { writerOf(p).Image = "busybox:1.37" }},
+		attack{"the writer's binary mount with a subPath", program, func(p *corev1.Pod) {
+			w := writerOf(p)
+			for i := range w.VolumeMounts {
+				if w.VolumeMounts[i].MountPath == webhook.BinPath {
+					w.VolumeMounts[i].SubPath = "sub"
+				}
+			}
+		}},
+	)
+	if source == "auto-image-volume" {
+		return append(out,
+			attack{"the binary's image volume from another repository", program, func(p *corev1.Pod) {
+				binVolume(p).Image = &corev1.ImageVolumeSource{Reference: "registry.example.com/initguards:latest"}
+			}},
+			attack{"the binary's volume an emptyDir nobody fills", program, func(p *corev1.Pod) {
+				binVolume(p).VolumeSource = emptyDir
+			}},
+		)
+	}
 	bin := func(p *corev1.Pod) *corev1.Container { return initNamed(p, webhook.BinContainerName) }
 	return append(out,
-		attack{"a writer image that is no target's", program, func(p *corev1.Pod) { writerOf(p).Image = "busybox:1.37" }},
 		attack{"copy-self to another path", program, func(p *corev1.Pod) {
 			bin(p).Args = []string{"copy-self", "--to", "/guardchain/other"}
 		}},
