@@ -106,9 +106,9 @@ func TestClassify(t *testing.T) {
 
 func TestTargeted(t *testing.T) {
 	cfg := webhook.Default()
+	cfg.AllowedOverrides = []webhook.Override{webhook.OverrideContainers, webhook.OverrideSource}
 	ref := Reference{Judge: judgeFor(t, cfg)}
-	noAnn := cfg
-	noAnn.AllowedOverrides = nil
+	noAnn := webhook.Default()
 	mark := map[string]string{webhook.SandboxIDAnnotation: "id"}
 	pod := func(ann string, cs ...corev1.Container) *corev1.Pod {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "openshell", Annotations: map[string]string{webhook.SandboxIDAnnotation: "id"}},

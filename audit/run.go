@@ -84,7 +84,7 @@ func owner(p *corev1.Pod) string {
 
 const usage = `usage: audit [-n NAMESPACE | -A] [-o table|json|yaml] [--kubeconfig FILE] [--context NAME]
              [--policy NAME | --config FILE [--init-repository REPO ...]]
-             [--containers agent,...] [--annotation-targets=true] [--release VERSION] [--chain SHA256]
+             [--containers agent,...] [--annotation-targets] [--release VERSION] [--chain SHA256]
 Lists the sandbox pods and says whether each carries the guard chain, judged
 by the backstop's own expressions: guarded, stale (another release's: restart
 to update), unguarded (what the backstop would refuse: created before
@@ -122,7 +122,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.config, "config", "", "the webhook's config file: judge by the policy this build makes for it, not the cluster's")
 	fs.Var(&o.repos, "init-repository", "with --config or no policy in the cluster: a repository the init image may come from (repeatable; default: config initImage's)")
 	fs.StringVar(&o.containers, "containers", "", "with --config or no policy in the cluster: target container names (default: config containers)")
-	fs.BoolVar(&o.annotationTargets, "annotation-targets", true, "with --config or no policy in the cluster: pods may name targets in "+webhook.AnnotationContainers)
+	fs.BoolVar(&o.annotationTargets, "annotation-targets", false, "with --config or no policy in the cluster: pods may name targets in "+webhook.AnnotationContainers+" (default: as config allows)")
 	fs.StringVar(&o.release, "release", version.Version, "the current guardchain release")
 	fs.StringVar(&o.chain, "chain", guards.DefaultSHA256(), "the current embedded chain's sha256")
 	fail := func(code int, format string, a ...any) int {
@@ -292,7 +292,9 @@ func policyFor(ctx context.Context, cs kubernetes.Interface, name, configFile st
 		}
 	}
 	allows := slices.Contains(cfg.AllowedOverrides, webhook.OverrideContainers)
-	if annotationTargets && !allows {
+	if !given["annotation-targets"] {
+		// config's
+	} else if annotationTargets && !allows {
 		cfg.AllowedOverrides = append(cfg.AllowedOverrides, webhook.OverrideContainers)
 	} else if !annotationTargets && allows {
 		cfg.AllowedOverrides = slices.DeleteFunc(slices.Clone(cfg.AllowedOverrides), func(o webhook.Override) bool { return o == webhook.OverrideContainers })

@@ -185,11 +185,12 @@ func Default() Config {
 		Proxy:          ProxyConfig{Host: guards.DefaultProxyHost, Port: guards.DefaultProxyPort},
 		RequiredGuards: guards.Default().DefaultRequired(),
 		CacheRedirects: "all",
-		// A pod may add targets and ask for a source; not move its proxy
-		// (where its egress goes) or choose who owns the chain (ownership
-		// auto already follows who runs the entrypoint): those are the
-		// operator's, who may allow them per cluster.
-		AllowedOverrides: []Override{OverrideContainers, OverrideSource},
+		// A pod may ask for a source; not add targets (a target writes the
+		// chain's volume, so another container as root could rewrite it),
+		// move its proxy (where its egress goes) or choose who owns the
+		// chain (ownership auto already follows who runs the entrypoint):
+		// those are the operator's, who may allow them per cluster.
+		AllowedOverrides: []Override{OverrideSource},
 	}
 }
 

@@ -51,6 +51,13 @@ type celParams struct {
 	// gets them (config's, or the pod's annotation where allowed);
 	// preloadsDir, cacheRedirects and gitSSLCAInfo are config's.
 	source, proxyHost, proxyPort, require, preloadsDir, cacheRedirects, gitSSLCAInfo string
+	// ownership is a fixed owner the config sets and pods may not change,
+	// or '' where the pod says it (auto: its OPENSHELL_SANDBOX_UID, which
+	// its author sets anyway).
+	ownership string
+	// configNames are config's target names (not the annotation's): an
+	// image source runs the writer in one of their images.
+	configNames string
 }
 
 // goParams fills celParams from a config.
@@ -86,7 +93,18 @@ func goParams(cfg Config, repos []string) celParams {
 		preloadsDir:    celString(cfg.PreloadsDir),
 		cacheRedirects: celString(redirectList(o.CacheRedirects)),
 		gitSSLCAInfo:   celString(o.GitSSLCAInfo),
+		ownership:      fixedOwnership(cfg),
+		configNames:    celList(cfg.Containers),
 	}
+}
+
+// fixedOwnership is the CEL literal of config's ownership where pods get it
+// as it is, else ”.
+func fixedOwnership(cfg Config) string {
+	if cfg.Ownership == OwnershipAuto || cfg.allows(OverrideOwnership) {
+		return "''"
+	}
+	return celString(cfg.Ownership)
 }
 
 // EnforcementPolicy builds the ValidatingAdmissionPolicy and its binding for cfg.
@@ -239,15 +257,22 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				env("GUARDCHAIN_CACHE_REDIRECTS", p.cacheRedirects),
 				env("GUARDCHAIN_GIT_SSL_CAINFO", p.gitSSLCAInfo),
 				env("GUARDCHAIN_TERMINATION_LOG", "'/dev/termination-log'"),
-				"(size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_OWNERSHIP')) == 1 && variables.writerEnv.exists(e, e.name == 'GUARDCHAIN_OWNERSHIP' && " +
-					"!has(e.valueFrom) && has(e.value) && e.value.matches('^(root|uid:[0-9]+(:[0-9]+)?)$')))",
+				fmt.Sprintf("(size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_OWNERSHIP')) == 1 && variables.writerEnv.exists(e, e.name == 'GUARDCHAIN_OWNERSHIP' && "+
+					"!has(e.valueFrom) && has(e.value) && e.value.matches('^(root|uid:[0-9]+(:[0-9]+)?)$') && (%[1]s == '' || e.value == %[1]s)))", p.ownership),
 				"size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_OWNERSHIP_FROM' && !has(e.valueFrom))) == size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_OWNERSHIP_FROM')) && " +
 					"size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_OWNERSHIP_FROM')) <= 1",
 				fmt.Sprintf("variables.writerEnv.all(e, !e.name.startsWith('GUARDCHAIN_') || e.name in %s)", celList(writerEnvNames)),
 				// Other env and envFrom only to expand a /tmp subPathExpr,
 				// and none that names guardchain's variables or reads the
 				// writer's own resources.
-				fmt.Sprintf("(variables.writerTmp.exists(m, has(m.subPathExpr)) || (variables.writerEnv.all(e, e.name.startsWith('GUARDCHAIN_')) && !has(%s.envFrom)))", w),
+				// A /tmp subPathExpr: one target, whose env and envFrom the
+				// writer has, every entry in order (the kubelet takes the
+				// last of a name); else no env but guardchain's.
+				fmt.Sprintf("(variables.writerTmp.exists(m, has(m.subPathExpr)) ? "+
+					"(size(variables.targets) == 1 && variables.writerEnv.filter(e, !e.name.startsWith('GUARDCHAIN_')) == "+
+					"(has(variables.targets[0].env) ? variables.targets[0].env.filter(e, !e.name.startsWith('GUARDCHAIN_')) : []) && "+
+					"(has(%[1]s.envFrom) ? %[1]s.envFrom : []) == (has(variables.targets[0].envFrom) ? variables.targets[0].envFrom : [])) : "+
+					"(variables.writerEnv.all(e, e.name.startsWith('GUARDCHAIN_')) && !has(%[1]s.envFrom)))", w),
 				"variables.writerTmp.all(m, !has(m.subPathExpr) || !m.subPathExpr.contains('$(GUARDCHAIN_'))",
 				"variables.writerEnv.all(e, e.name.startsWith('GUARDCHAIN_') || ((!has(e.value) || !e.value.contains('$(GUARDCHAIN_')) && " +
 					"!(has(e.valueFrom) && has(e.valueFrom.resourceFieldRef))))",
@@ -264,7 +289,7 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			v("program", fmt.Sprintf("variables.first && has(%[1]s.args) && %[1]s.args == ['emit'] && !has(%[1]s.restartPolicy) && !has(%[1]s.volumeDevices) && has(%[1]s.volumeMounts) && "+
 				"(variables.source == '%[2]s' ? "+
 				"(%[3]s && (!has(%[1]s.command) || size(%[1]s.command) == 0) && size(%[1]s.volumeMounts) == 1) : "+
-				"(has(%[1]s.command) && %[1]s.command == ['%[4]s/initguards'] && variables.targets.exists(t, t.image == %[1]s.image) && "+
+				"(has(%[1]s.command) && %[1]s.command == ['%[4]s/initguards'] && (variables.targets.exists(t, t.name in %[10]s) ? variables.targets.filter(t, t.name in %[10]s) : variables.targets).exists(t, t.image == %[1]s.image) && "+
 				"size(%[1]s.volumeMounts) == 2 && %[1]s.volumeMounts.exists(m, m.mountPath == '%[4]s' && m.name == '%[5]s' && has(m.readOnly) && m.readOnly && "+
 				"!has(m.subPath) && !has(m.subPathExpr)) && has(object.spec.volumes) && "+
 				"((size(variables.bins) == 0 && object.spec.volumes.exists(v, v.name == '%[5]s' && has(v.image) && %[9]s)) || "+
@@ -273,7 +298,7 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				"!has(%[8]s.env) && !has(%[8]s.envFrom) && !has(%[8]s.restartPolicy) && !has(%[8]s.volumeDevices) && "+
 				"has(%[8]s.volumeMounts) && size(%[8]s.volumeMounts) == 1 && %[8]s.volumeMounts[0].mountPath == '%[4]s' && %[8]s.volumeMounts[0].name == '%[5]s' && "+
 				"object.spec.volumes.exists(v, v.name == '%[5]s' && has(v.emptyDir))))))",
-				w, SourceEmbedded, isRepo(w+".image"), BinPath, BinVolumeName, BinContainerName, isRepo(b+".image"), b, isRepo("v.image.reference"))),
+				w, SourceEmbedded, isRepo(w+".image"), BinPath, BinVolumeName, BinContainerName, isRepo(b+".image"), b, isRepo("v.image.reference"), p.configNames)),
 			v("images", images("object")),
 			// On update, pod containers cannot change, ephemeral ones
 			// can be added: none may write the chain's volume.
@@ -315,6 +340,10 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				Message: "guardchain: an ephemeral container writes the chain's volume",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': container ' + variables.ephemeralShared.join(', ') + " +
 					"' is not a target but mounts the volume that holds the guard chain writable (or guardchain-bin): it could rewrite the chain'"},
+			{Expression: "variables.creating || !variables.ephemerals.exists(c, has(c.targetContainerName) && c.targetContainerName in variables.targetNames)", Reason: forbidden,
+				Message: "guardchain: an ephemeral container targets a target container",
+				MessageExpression: "'guardchain: pod ' + variables.pod + ': an ephemeral container may not share the process namespace of ' + " +
+					"variables.targetNames.join(', ') + ' (targetContainerName): from there it reaches the chain through /proc'"},
 			{Expression: "variables.creating || variables.images == " + images("oldObject"), Reason: forbidden,
 				Message: "guardchain: an update changes the image of a guardchain or target container",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': an update may not change the images of guardchain-init, guardchain-bin or a target " +

@@ -32,17 +32,11 @@ func (in *injection) initContainers(set podSettings, target *corev1.Container, m
 	o := set.opts
 	var env []corev1.EnvVar
 	var envFrom []corev1.EnvFromSource
-	// A subPathExpr expands with the container's own env: the writer needs
-	// the variables it names (and the envFrom sources, where one of them
-	// comes from there), or it would write outside the target's /tmp.
+	// A subPathExpr expands with the container's own env: the writer gets
+	// the target's (all of it, every entry in order: the kubelet takes the
+	// last of a name), or it would write outside the target's /tmp.
 	if mount.SubPathExpr != "" {
-		var fromSources bool
-		env, fromSources = referencedEnv(target, mount.SubPathExpr)
-		if fromSources {
-			for _, f := range target.EnvFrom {
-				envFrom = append(envFrom, *f.DeepCopy())
-			}
-		}
+		env, envFrom = expansionEnv(target)
 	}
 	env = append(env,
 		corev1.EnvVar{Name: "GUARDCHAIN_DIR", Value: TmpPath},
@@ -108,12 +102,26 @@ func (in *injection) initContainers(set podSettings, target *corev1.Container, m
 }
 
 // checkSubPathExpr refuses a /tmp subPathExpr that would not expand the same
-// in guardchain-init as in the target: a variable named GUARDCHAIN_* (the
-// writer's own settings come after the target's env and win), or one from a
-// resourceFieldRef (it reads the limits of the container it is in).
-func (in *injection) checkSubPathExpr(mount corev1.VolumeMount, target *corev1.Container) *Result {
+// in guardchain-init as in every target: more than one target (each
+// expands it with its own env), a variable it names that is a GUARDCHAIN_*
+// one (the writer's own settings come after the target's env and win), or a
+// resourceFieldRef in the target's env (it reads the limits of the container
+// it is in).
+func (in *injection) checkSubPathExpr(mount corev1.VolumeMount, target *corev1.Container, targets []string) *Result {
 	if mount.SubPathExpr == "" {
 		return nil
+	}
+	if len(targets) > 1 {
+		r := in.refuse(ReasonSubPathExpr, "targets %s mount /tmp with subPathExpr %q, which each expands with its own env; the chain can fill only one directory",
+			strings.Join(targets, ", "), mount.SubPathExpr)
+		return &r
+	}
+	for _, e := range target.Env {
+		if e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil {
+			r := in.refuse(ReasonSubPathExpr, "container %s mounts /tmp with subPathExpr %q and its %s comes from a resourceFieldRef, which guardchain-init would read from its own resources",
+				target.Name, mount.SubPathExpr, e.Name)
+			return &r
+		}
 	}
 	env, _ := referencedEnv(target, mount.SubPathExpr)
 	names := map[string]bool{}
@@ -121,13 +129,9 @@ func (in *injection) checkSubPathExpr(mount corev1.VolumeMount, target *corev1.C
 		names[m[1]] = true
 	}
 	for _, e := range env {
+		names[e.Name] = true
 		for _, m := range envRef.FindAllStringSubmatch(e.Value, -1) {
 			names[m[1]] = true
-		}
-		if e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil {
-			r := in.refuse(ReasonSubPathExpr, "container %s mounts /tmp with subPathExpr %q, whose %s comes from a resourceFieldRef, which guardchain-init would read from its own resources",
-				target.Name, mount.SubPathExpr, e.Name)
-			return &r
 		}
 	}
 	for n := range names {
@@ -138,6 +142,22 @@ func (in *injection) checkSubPathExpr(mount corev1.VolumeMount, target *corev1.C
 		}
 	}
 	return nil
+}
+
+// expansionEnv is what guardchain-init needs to expand the target's /tmp
+// subPathExpr as the target does: the target's env (but its GUARDCHAIN_*
+// entries, which checkSubPathExpr keeps out of the expression), every entry
+// in order, and its envFrom.
+func expansionEnv(target *corev1.Container) (env []corev1.EnvVar, envFrom []corev1.EnvFromSource) {
+	for _, e := range target.Env {
+		if !strings.HasPrefix(e.Name, "GUARDCHAIN_") {
+			env = append(env, *e.DeepCopy())
+		}
+	}
+	for _, f := range target.EnvFrom {
+		envFrom = append(envFrom, *f.DeepCopy())
+	}
+	return env, envFrom
 }
 
 // referencedEnv is the target's env that expr names as $(VAR), and what

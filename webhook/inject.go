@@ -211,7 +211,7 @@ func (in *injection) run() Result {
 	if c, v := sharedChainVolume(&in.pod.Spec, volume, targets); c != "" {
 		return in.refuse(ReasonChainVolumeShared, "container %s, which is not a target, mounts volume %s, which holds the guard chain; it could rewrite it", c, v)
 	}
-	if res := in.checkSubPathExpr(mount, containerByName(&in.pod.Spec, from)); res != nil {
+	if res := in.checkSubPathExpr(mount, containerByName(&in.pod.Spec, from), targets); res != nil {
 		return *res
 	}
 	// The owner is who runs the entrypoint in the target whose /tmp the
@@ -243,7 +243,9 @@ func (in *injection) run() Result {
 		changed = in.ensureBinVolume(spec, set.imageVolume) || changed
 	}
 	// The image source reads the first target's image, as the pod names it.
-	inits := in.initContainers(set, containerByName(&in.pod.Spec, from), mount, guaranteed(in.pod))
+	// From the pod as mutated so far: a subPathExpr expands with the
+	// target's env as it will run (NODE_OPTIONS appended included).
+	inits := in.initContainers(set, containerByName(spec, from), mount, guaranteed(in.pod))
 	hash := initHash(inits)
 	changed = ensureInitContainersFirst(spec, inits, in.pod.Annotations[AnnotationInitHash] != hash) || changed
 	changed = ensureAnnotations(&out.ObjectMeta, [][2]string{

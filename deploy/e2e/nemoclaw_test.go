@@ -152,7 +152,8 @@ func ready(p *corev1.Pod) error {
 	return fmt.Errorf("%s not ready (%s)", p.Name, p.Status.Phase)
 }
 
-// testNemoClaw runs with the chart installed with its defaults.
+// testNemoClaw runs with the chart installed with its defaults (but that
+// pods may name targets, which these pods do not).
 func (e *env) testNemoClaw(t *testing.T) {
 	ctx := context.Background()
 	sha := imageChainSHA256(t)

@@ -401,3 +401,67 @@ func TestControlPlaneUpdatesAndEphemeralContainersAreChecked(t *testing.T) {
 		}
 	})
 }
+
+// What a second review got through, each refused now: a hand-written writer
+// whose copy of the target's env differs from the target's (the kubelet
+// expands a subPathExpr with the last entry of a name), a fixed owner
+// changed, a writer run in a decoy target's image, and a debugger sharing a
+// target's process namespace.
+func TestControlPlaneReviewFindingsAreRefused(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t, "ownership: root\nallowedOverrides: [containers, source]\n")
+	ns := namespace(t, "openshell", nil)
+	enforce(t, cfg, []string{ns})
+	pol, _ := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{Registration: webhook.RegistrationOptions{Name: "judge"}, Repositories: testRepos})
+	judge, err := audit.NewJudge(pol.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := func(t *testing.T, p *corev1.Pod, want string) {
+		t.Helper()
+		p.Namespace = ns
+		if _, err := dryRunCreate(ns, p); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("policy: %v, want a refusal saying %q", err, want)
+		}
+		if probs, err := judge.Problems(p); err != nil || len(probs) == 0 {
+			t.Errorf("audit: %v %v, want it judged unguarded", probs, err)
+		}
+	}
+	t.Run("a writer whose copy of a subPathExpr variable differs from the target's", func(t *testing.T) {
+		p := agentPod("twice")
+		p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "D", Value: "writerdir"}, {Name: "D", Value: "agentdir"}}
+		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/tmp", SubPathExpr: "$(D)"}}
+		addVolume(p, "scratch", emptyDir)
+		p = webhook.Inject(p, cfg).Pod
+		w := writerOf(p)
+		w.Env = slices.DeleteFunc(w.Env, func(e corev1.EnvVar) bool { return e.Name == "D" && e.Value == "agentdir" })
+		refused(t, p, "does not have the configured settings")
+	})
+	t.Run("a fixed owner changed", func(t *testing.T) {
+		p := webhook.Inject(agentPod("owner"), cfg).Pod
+		setEnv(writerOf(p), "GUARDCHAIN_OWNERSHIP", "uid:1000:1000")
+		refused(t, p, "does not have the configured settings")
+	})
+	t.Run("a writer in a decoy target's image", func(t *testing.T) {
+		p := agentPod("decoy")
+		p.Annotations[webhook.AnnotationContainers] = "decoy"
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "decoy", Image: "attacker.example/preloads:1"})
+		p = webhook.Inject(p, cfg).Pod
+		writerOf(p).Image = "attacker.example/preloads:1"
+		refused(t, p, "does not run initguards emit as guardchain renders it")
+	})
+	t.Run("an ephemeral container in a target's process namespace", func(t *testing.T) {
+		p, err := clientset.CoreV1().Pods(ns).Create(ctx, webhook.Inject(agentPod("debugged"), cfg).Pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{TargetContainerName: "agent",
+			EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger", Image: "busybox:1.37",
+				TerminationMessagePolicy: corev1.TerminationMessageReadFile, ImagePullPolicy: corev1.PullIfNotPresent,
+				SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"SYS_PTRACE", "SYS_ADMIN"}}}}})
+		_, err = clientset.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, p.Name, p, metav1.UpdateOptions{})
+		if err == nil || !strings.Contains(err.Error(), "may not share the process namespace of agent") {
+			t.Errorf("ephemeral container: %v, want a refusal", err)
+		}
+	})
+}

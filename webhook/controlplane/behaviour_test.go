@@ -60,7 +60,7 @@ func testConfig(t *testing.T, extra string) webhook.Config {
 }
 
 func TestControlPlaneSelection(t *testing.T) {
-	cfg := testConfig(t, "")
+	cfg := testConfig(t, "allowedOverrides: [containers, source]\n")
 	sel := namespace(t, "openshell", nil)
 	optedOut := namespace(t, "opted-out", map[string]string{"guardchain.dev/inject": "disabled"})
 	other := namespace(t, "other", nil)

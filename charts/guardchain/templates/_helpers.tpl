@@ -128,7 +128,7 @@ chart and compares. Defaults are webhook.Default()'s, for values files of
 releases that lacked a key.
 */}}
 {{- define "guardchain.cel.allows" -}}
-{{- $allowed := list "containers" "source" -}}
+{{- $allowed := list "source" -}}
 {{- if hasKey .root.Values.config "allowedOverrides" }}{{ $allowed = .root.Values.config.allowedOverrides | default list }}{{ end -}}
 {{- if has .name $allowed }}yes{{ end -}}
 {{- end -}}
@@ -201,4 +201,13 @@ releases that lacked a key.
 
 {{- define "guardchain.cel.gitSSLCAInfo" -}}
 '{{ .Values.config.gitSSLCAInfo | default "" }}'
+{{- end -}}
+
+{{- define "guardchain.cel.ownership" -}}
+{{- $o := .Values.config.ownership | default "auto" -}}
+{{- if or (eq $o "auto") (include "guardchain.cel.allows" (dict "name" "ownership" "root" .)) -}}
+''
+{{- else -}}
+'{{ $o }}'
+{{- end -}}
 {{- end -}}
