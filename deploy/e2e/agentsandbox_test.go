@@ -47,8 +47,6 @@ import (
 // deploy/openshell/supervisor, mounted from its image as the driver does.
 
 const (
-	sandboxNameHashLabel = "agents.x-k8s.io/sandbox-name-hash"
-	sandboxIDAnnotation  = "openshell.io/sandbox-id"
 	// Managed mode puts each workspace in openshell-<gateway-id>-<workspace>.
 	managedNS = "openshell-e2egw-team-a"
 	// A namespace OpenShift has given a uid range; the driver takes its start.
@@ -213,7 +211,7 @@ func (e *env) podTemplate(s openshellSandbox) map[string]any {
 	}
 	tmpl := map[string]any{"spec": specMap}
 	if s.id != "" {
-		tmpl["metadata"] = map[string]any{"annotations": map[string]any{sandboxIDAnnotation: s.id}}
+		tmpl["metadata"] = map[string]any{"annotations": map[string]any{webhook.SandboxIDAnnotation: s.id}}
 	}
 	return tmpl
 }
@@ -528,7 +526,7 @@ func TestE2EAgentSandboxMakesGuardedOpenShellPods(t *testing.T) {
 		t.Run(c.what+": the gateway starts with the chain, owned by the sandbox uid", func(t *testing.T) {
 			p := e.waitSandboxPod(t, c.s.namespace, c.s.name, "")
 			waitFor(t, "Sandbox Ready", time.Minute, func() error { return as.sandboxReady(c.s.namespace, c.s.name) })
-			if p.Labels[sandboxNameHashLabel] == "" || metav1.GetControllerOf(p) == nil || metav1.GetControllerOf(p).Kind != "Sandbox" {
+			if p.Labels[webhook.SandboxNameHashLabel] == "" || metav1.GetControllerOf(p) == nil || metav1.GetControllerOf(p).Kind != "Sandbox" {
 				t.Errorf("pod %s/%s: labels %v, controller %v: not made by agent-sandbox's controller", p.Namespace, p.Name, p.Labels, metav1.GetControllerOf(p))
 			}
 			e.checkGuardedSandbox(t, p, c.s.uid, c.s.gid, sha)
@@ -595,8 +593,8 @@ func TestE2EAgentSandboxMakesGuardedOpenShellPods(t *testing.T) {
 func (e *env) waitSandboxInjected(t *testing.T) {
 	t.Helper()
 	waitFor(t, "the API server to reach the webhook", 2*time.Minute, func() error {
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-as-", Labels: map[string]string{sandboxNameHashLabel: "0123abcd"},
-			Annotations: map[string]string{sandboxIDAnnotation: string(uuid.NewUUID())}},
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-as-", Labels: map[string]string{webhook.SandboxNameHashLabel: "0123abcd"},
+			Annotations: map[string]string{webhook.SandboxIDAnnotation: string(uuid.NewUUID())}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: e.image("nemoclaw-sandbox"), ImagePullPolicy: e.pull}}}}
 		got, err := e.cs.CoreV1().Pods(sandboxNS).Create(context.Background(), p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err == nil && got.Annotations[webhook.AnnotationStatus] != webhook.StatusInjected {
@@ -612,7 +610,7 @@ func (e *env) waitSandboxPodsGone(t *testing.T, ns string) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		pods, err := e.cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: sandboxNameHashLabel})
+		pods, err := e.cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: webhook.SandboxNameHashLabel})
 		if err == nil && len(pods.Items) == 0 {
 			return
 		}
@@ -783,7 +781,7 @@ func startChurnWatch(t *testing.T, e *env, as *agentSandbox, watched []types.Nam
 	for _, k := range watched {
 		c.watched[k] = true
 	}
-	pods, err := e.cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: sandboxNameHashLabel})
+	pods, err := e.cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: webhook.SandboxNameHashLabel})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -804,7 +802,7 @@ func startChurnWatch(t *testing.T, e *env, as *agentSandbox, watched []types.Nam
 	}
 	podW, err := watchtools.NewRetryWatcherWithContext(ctx, pods.ResourceVersion, &cache.ListWatch{
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = sandboxNameHashLabel
+			o.LabelSelector = webhook.SandboxNameHashLabel
 			return e.cs.CoreV1().Pods("").Watch(ctx, o)
 		}})
 	if err != nil {
