@@ -18,6 +18,9 @@ IMAGES_DIR ?= _out/images
 E2E_TAG ?= e2e
 KIND ?= kind
 KEEP ?= 0
+# E2E_RUN=regexp runs only the e2e tests it matches (go test -run); empty: all.
+E2E_RUN ?=
+E2E_RUN_FLAG = $(if $(E2E_RUN),-run '$(E2E_RUN)')
 
 .PHONY: help build test test-unit test-integration test-integration-floor test-integration-bench fuzz-short lint bench bench-handler bench-load measure-emit demo demo-emit tools tools-dir \
 	images images-oci e2e e2e-local drills clean
@@ -93,18 +96,20 @@ images: ## docker buildx: multi-arch webhook and init images (IMAGE_PREFIX, E2E_
 	docker buildx build -f Dockerfile.init --platform $${PLATFORMS:-linux/amd64,linux/arm64} --build-arg VERSION=$(VERSION) \
 	  -t $${IMAGE_PREFIX:-ghcr.io/guardchain}/initguards:$(E2E_TAG) $${PUSH:+--push} .
 
-images-oci: ## the same images as OCI archives without Docker (umoci), plus the e2e node and pause images
+images-oci: ## the same images as OCI archives without Docker (umoci), plus the e2e node, OpenShell supervisor stand-in and pause images
 	deploy/images/build.sh $(IMAGES_DIR) $(E2E_TAG)
 
-e2e: ## kind (needs Docker and kind; KIND=path): create a cluster, load the images, run the e2e suite, delete it (KEEP=1 keeps it)
+e2e: ## kind (needs Docker and kind; KIND=path): create a cluster, load the images, run the e2e suite, delete it (KEEP=1 keeps it; E2E_RUN=regexp picks tests)
 	@mkdir -p _out
 	$(KIND) create cluster --config deploy/kind/cluster.yaml --kubeconfig _out/kind.kubeconfig
 	set -e; trap '[ "$(KEEP)" = 1 ] || $(KIND) delete cluster --name guardchain-e2e' EXIT; \
-	for f in Dockerfile.webhook:guardchain-webhook Dockerfile.init:initguards deploy/e2e/Dockerfile.node-sandbox:node-sandbox deploy/e2e/Dockerfile.nemoclaw-sandbox:nemoclaw-sandbox; do \
+	for f in Dockerfile.webhook:guardchain-webhook Dockerfile.init:initguards deploy/e2e/Dockerfile.node-sandbox:node-sandbox deploy/e2e/Dockerfile.nemoclaw-sandbox:nemoclaw-sandbox \
+	    deploy/e2e/Dockerfile.openshell-supervisor:openshell-supervisor; do \
 	  docker buildx build --load -f $${f%%:*} -t localhost/guardchain/$${f##*:}:$(E2E_TAG) . ; \
 	  $(KIND) load docker-image --name guardchain-e2e localhost/guardchain/$${f##*:}:$(E2E_TAG); done; \
 	KUBECONFIG=$(CURDIR)/_out/kind.kubeconfig GUARDCHAIN_E2E_TOOLS=$$(deploy/tools/build.sh kubectl helm) \
-	  GUARDCHAIN_E2E_PULL_POLICY=IfNotPresent $(GO) test -tags e2e -count=1 -v -timeout 20m -skip '^TestDrills$$' ./deploy/e2e/
+	  GUARDCHAIN_E2E_AGENT_SANDBOX=$$(deploy/tools/build-agent-sandbox.sh) \
+	  GUARDCHAIN_E2E_PULL_POLICY=IfNotPresent $(GO) test -tags e2e -count=1 -v -timeout 20m -skip '^TestDrills$$' $(E2E_RUN_FLAG) ./deploy/e2e/
 
 # local-session runs $(1) against a fresh local cluster (deploy/local) with the
 # images imported, KUBECONFIG and the tools set, and always tears it down. One
@@ -112,17 +117,18 @@ e2e: ## kind (needs Docker and kind; KIND=path): create a cluster, load the imag
 LOCAL_TOOLS = kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd helm containerd
 define local-session
 	@exec 9>"$${GUARDCHAIN_LOCAL_STATE:-/tmp/guardchain-local}.lock" && flock -w 3600 9 && \
-	tools=$$(deploy/tools/build.sh $(LOCAL_TOOLS)) && \
+	tools=$$(deploy/tools/build.sh $(LOCAL_TOOLS)) && agent_sandbox=$$(deploy/tools/build-agent-sandbox.sh) && \
 	start=$$(date +%s) && deploy/images/build.sh $(IMAGES_DIR) $(E2E_TAG) && echo "$@: images $$(( $$(date +%s) - start )) s" && \
 	trap 'deploy/local/cluster.sh down' EXIT && \
 	start=$$(date +%s) && TOOLS=$$tools deploy/local/cluster.sh up $(IMAGES_DIR) 9>&- && echo "$@: cluster up $$(( $$(date +%s) - start )) s" && \
 	start=$$(date +%s) && KUBECONFIG=$${GUARDCHAIN_LOCAL_STATE:-/tmp/guardchain-local}/admin.kubeconfig GUARDCHAIN_E2E_TOOLS=$$tools \
+	  GUARDCHAIN_E2E_AGENT_SANDBOX=$$agent_sandbox \
 	  GUARDCHAIN_E2E_VALUES=$(CURDIR)/deploy/local/values.yaml TOOLS=$$tools $(1) && \
 	echo "$@: suite $$(( $$(date +%s) - start )) s"
 endef
 
-e2e-local: ## the e2e suite on a real single-node cluster on this machine (root; see deploy/local)
-	$(call local-session,$(GO) test -tags e2e -count=1 -v -timeout 20m -skip '^TestDrills$$' ./deploy/e2e/)
+e2e-local: ## the e2e suite on a real single-node cluster on this machine (root; see deploy/local; E2E_RUN=regexp picks tests)
+	$(call local-session,$(GO) test -tags e2e -count=1 -v -timeout 20m -skip '^TestDrills$$' $(E2E_RUN_FLAG) ./deploy/e2e/)
 
 DRILLS ?= ^TestDrills$$
 drills: ## fault drills on the local cluster: 2 replicas under a burst of pod creates through rollouts, upgrades, cert rotation, SIGKILL, API server restart (DRILLS=regexp picks some)

@@ -10,6 +10,9 @@
 //
 //	KUBECONFIG                     the cluster (required)
 //	GUARDCHAIN_E2E_TOOLS           directory with helm and kubectl (required)
+//	GUARDCHAIN_E2E_AGENT_SANDBOX   directory with agent-sandbox-controller and
+//	                               agent-sandbox-crds/ (deploy/tools/build-agent-sandbox.sh;
+//	                               required by TestE2EAgentSandboxMakesGuardedOpenShellPods)
 //	GUARDCHAIN_E2E_IMAGE_PREFIX    image repository prefix (localhost/guardchain)
 //	GUARDCHAIN_E2E_IMAGE_TAG       image tag (e2e)
 //	GUARDCHAIN_E2E_PULL_POLICY     Never for imported images, IfNotPresent for kind

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds guardchain's images as OCI archives without a Docker engine (umoci),
 # with the entrypoint, user and labels of Dockerfile.webhook and
-# Dockerfile.init, plus the two the local test cluster needs: a node image for
-# sandbox-shaped pods and a pause image. containerd imports the archives.
+# Dockerfile.init, plus what the local test cluster needs: node images for
+# sandbox-shaped pods, a stand-in for OpenShell's supervisor image and a pause
+# image. containerd imports the archives.
 #
 #   usage: deploy/images/build.sh OUT_DIR [TAG]      (TAG default: e2e)
-#   gives: OUT_DIR/{guardchain-webhook,initguards,node-sandbox,nemoclaw-sandbox,pause}.oci.tar
+#   gives: OUT_DIR/{guardchain-webhook,initguards,node-sandbox,nemoclaw-sandbox,openshell-supervisor,pause}.oci.tar
 set -euo pipefail
 out=$(mkdir -p "$1" && cd "$1" && pwd)
 tag=${2:-e2e}
@@ -21,6 +22,7 @@ log() { echo "images: $*" >&2; }
 export CGO_ENABLED=0
 ld="-s -w -X github.com/guardchain/guardchain/internal/version.Version=$version"
 (cd "$root" && go build -trimpath -ldflags "$ld" -o "$work/bin/" ./webhook/cmd/guardchain-webhook ./initguards/cmd/initguards ./deploy/images/pause)
+(cd "$root" && go build -trimpath -ldflags "-s -w" -o "$work/bin/openshell-sandbox" ./deploy/openshell/supervisor)
 
 # rootfs DIR: the minimum a static binary needs (passwd for the user name, /tmp).
 rootfs() {
@@ -59,6 +61,12 @@ image initguards "$work/rootfs-init" 65532 /initguards
 
 rootfs "$work/rootfs-pause"; cp "$work/bin/pause" "$work/rootfs-pause/pause"
 image pause "$work/rootfs-pause" 65532 /pause
+
+# openshell-supervisor: the supervisor stand-in alone at /openshell-sandbox,
+# where OpenShell's image has it; sandbox pods mount the image as a volume at
+# /opt/openshell/bin (deploy/openshell/supervisor).
+mkdir -p "$work/rootfs-supervisor"; cp "$work/bin/openshell-sandbox" "$work/rootfs-supervisor/openshell-sandbox"
+image openshell-supervisor "$work/rootfs-supervisor" 0 /openshell-sandbox
 
 # node-sandbox: the host's node with the shared libraries it links, busybox
 # for sh and coreutils, and initguards for checks inside a sandbox pod.
