@@ -125,6 +125,28 @@ func (s sandbox) path(p string) string {
 	return p
 }
 
+// mountImageVolumes does what the kubelet does for guardchain-bin as an image
+// volume of the init image: the image's files (initguards at its root,
+// root-owned) appear read-only at /guardchain.
+func (s sandbox) mountImageVolumes(t *testing.T, p *corev1.Pod) {
+	t.Helper()
+	for _, v := range p.Spec.Volumes {
+		if v.Name != webhook.BinVolumeName || v.Image == nil {
+			continue
+		}
+		b, err := os.ReadFile(initguardsBin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(s.bin, "initguards"), b, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(s.bin, 0o555); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // runInit runs one of guardchain's init containers as the kubelet would:
 // its command (the init image's entrypoint when it has none), args and env,
 // as its user, with only its capabilities and no privilege escalation.
@@ -252,6 +274,7 @@ func TestRootNemoClawEntrypointOverInjectedChain(t *testing.T) {
 				t.Fatalf("outcome %s: %v", res.Outcome, res.Warnings())
 			}
 			s := newSandbox(t)
+			s.mountImageVolumes(t, res.Pod)
 			for _, c := range res.Pod.Spec.InitContainers {
 				if c.Name != webhook.BinContainerName && c.Name != webhook.InitContainerName {
 					break
