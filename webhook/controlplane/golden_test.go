@@ -47,17 +47,18 @@ func corpus(t *testing.T) []corpusPod {
 			if err := yaml.UnmarshalStrict(b, &pod); err != nil {
 				t.Fatalf("%s: %v", p, err)
 			}
-			// OpenShell mounts its supervisor as an image volume, which the
-			// API server takes from 1.35 (on by default) on: older ones drop
-			// the field and refuse the volume.
-			if floorRun(t) && slices.ContainsFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Image != nil }) {
-				t.Logf("%s: left out on the oldest release: it has an image volume (Kubernetes 1.35+)", p)
-				continue
-			}
 			extra, _ := os.ReadFile(filepath.Join(dir, base+".config.yaml"))
 			cfg, err := webhook.ParseConfig(append([]byte("initImage: registry.local/guardchain/initguards:test\n"), extra...))
 			if err != nil {
 				t.Fatalf("%s: %v", p, err)
+			}
+			// OpenShell mounts its supervisor as an image volume, and
+			// guardchain mounts the init image as one where a pod has one
+			// (or config says always): API servers before 1.35 drop the
+			// field and refuse the volume.
+			if floorRun(t) && (slices.ContainsFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Image != nil }) || cfg.ImageVolume == webhook.ImageVolumeAlways) {
+				t.Logf("%s: left out on the oldest release: it has, or gets, an image volume (Kubernetes 1.35+)", p)
+				continue
 			}
 			// Marked as OpenShell marks every sandbox pod, so the webhook and
 			// the backstop select it.
