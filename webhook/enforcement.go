@@ -58,6 +58,9 @@ type celParams struct {
 	// configNames are config's target names (not the annotation's): an
 	// image source runs the writer in one of their images.
 	configNames string
+	// writer is the writer mode as the pod gets it (config's, or the pod's
+	// annotation where allowed).
+	writer string
 }
 
 // goParams fills celParams from a config.
@@ -95,6 +98,7 @@ func goParams(cfg Config, repos []string) celParams {
 		gitSSLCAInfo:   celString(o.GitSSLCAInfo),
 		ownership:      fixedOwnership(cfg),
 		configNames:    celList(cfg.Containers),
+		writer:         override(OverrideWriter, celString(string(cfg.Writer)), ann(OverrideWriter)),
 	}
 }
 
@@ -237,12 +241,27 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			v("emptyDir", "variables.writerTmp.all(w, has(object.spec.volumes) && object.spec.volumes.exists(v, v.name == w.name && has(v.emptyDir)))"),
 			// No container but the targets and guardchain's own writes the
 			// chain's volume, or touches guardchain's binary.
-			v("shared", fmt.Sprintf("(variables.inits + object.spec.containers).filter(c, !(c.name in variables.targetNames) && !(%[1]s) && has(c.volumeMounts) && "+
-				"c.volumeMounts.exists(m, (m.name == variables.chainVolume && !(has(m.readOnly) && m.readOnly)) || m.name == '%[2]s')).map(c, c.name) + "+
-				"variables.ephemerals.filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, (m.name == variables.chainVolume && !(has(m.readOnly) && m.readOnly)) || "+
+			// No container but the targets and guardchain's own init
+			// containers mounts the chain's volume (read-only neither: a
+			// privileged or CAP_SYS_ADMIN container remounts it read-write),
+			// or guardchain's binary; none but those init containers has
+			// their names.
+			v("shared", fmt.Sprintf("variables.inits.filter(c, !(c.name in variables.targetNames) && !((%[1]s) && !has(c.restartPolicy)) && has(c.volumeMounts) && "+
+				"c.volumeMounts.exists(m, m.name == variables.chainVolume || m.name == '%[2]s')).map(c, c.name) + "+
+				"object.spec.containers.filter(c, !(c.name in variables.targetNames) && ((%[1]s) || (has(c.volumeMounts) && "+
+				"c.volumeMounts.exists(m, m.name == variables.chainVolume || m.name == '%[2]s')))).map(c, c.name) + "+
+				"variables.ephemerals.filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, m.name == variables.chainVolume || "+
 				"m.name == '%[2]s')).map(c, c.name)", own, BinVolumeName)),
 			v("source", p.source),
 			v("writerEnv", fmt.Sprintf("variables.first && has(%[1]s.env) ? %[1]s.env : []", w)),
+			// The writer's user: root (which makes /tmp sticky), or the
+			// owner where the writer mode says so (owner; auto for a pod that
+			// asks to run as non-root). Its securityContext is one another
+			// webhook may change, but not into a writer that leaves /tmp
+			// without the sticky bit where it need not.
+			v("writerMode", fmt.Sprintf("variables.first && has(%[1]s.securityContext) && has(%[1]s.securityContext.runAsUser) && %[1]s.securityContext.runAsUser == 0 ? 'root' : "+
+				"(%[2]s == 'owner' || (%[2]s == 'auto' && ((has(object.spec.securityContext) && has(object.spec.securityContext.runAsNonRoot) && object.spec.securityContext.runAsNonRoot) || "+
+				"object.spec.containers.all(c, has(c.securityContext) && has(c.securityContext.runAsNonRoot) && c.securityContext.runAsNonRoot))) ? 'owner' : 'not-allowed')", w, p.writer)),
 			// What the webhook renders for these settings, each variable
 			// once; nothing else of guardchain's; a subPathExpr that expands
 			// the same in the writer as in the targets.
@@ -274,6 +293,7 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 					"(has(%[1]s.envFrom) ? %[1]s.envFrom : []) == (has(variables.targets[0].envFrom) ? variables.targets[0].envFrom : [])) : "+
 					"(variables.writerEnv.all(e, e.name.startsWith('GUARDCHAIN_')) && !has(%[1]s.envFrom)))", w),
 				"variables.writerTmp.all(m, !has(m.subPathExpr) || !m.subPathExpr.contains('$(GUARDCHAIN_'))",
+				"variables.writerMode != 'not-allowed'",
 				"variables.writerEnv.all(e, e.name.startsWith('GUARDCHAIN_') || ((!has(e.value) || !e.value.contains('$(GUARDCHAIN_')) && " +
 					"!(has(e.valueFrom) && has(e.valueFrom.resourceFieldRef))))",
 			}, " && ")),
@@ -288,7 +308,7 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			// but /tmp and that, and the copy made as rendered.
 			v("program", fmt.Sprintf("variables.first && has(%[1]s.args) && %[1]s.args == ['emit'] && !has(%[1]s.restartPolicy) && !has(%[1]s.volumeDevices) && has(%[1]s.volumeMounts) && "+
 				"(variables.source == '%[2]s' ? "+
-				"(%[3]s && (!has(%[1]s.command) || size(%[1]s.command) == 0) && size(%[1]s.volumeMounts) == 1) : "+
+				"(%[3]s && (!has(%[1]s.command) || size(%[1]s.command) == 0) && size(%[1]s.volumeMounts) == 1 && size(variables.bins) == 0) : "+
 				"(has(%[1]s.command) && %[1]s.command == ['%[4]s/initguards'] && (variables.targets.exists(t, t.name in %[10]s) ? variables.targets.filter(t, t.name in %[10]s) : variables.targets).exists(t, t.image == %[1]s.image) && "+
 				"size(%[1]s.volumeMounts) == 2 && %[1]s.volumeMounts.exists(m, m.mountPath == '%[4]s' && m.name == '%[5]s' && has(m.readOnly) && m.readOnly && "+
 				"!has(m.subPath) && !has(m.subPathExpr)) && has(object.spec.volumes) && "+
@@ -303,7 +323,7 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			// On update, pod containers cannot change, ephemeral ones
 			// can be added: none may write the chain's volume.
 			v("ephemeralShared", fmt.Sprintf("variables.ephemerals.filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, "+
-				"(m.name == variables.chainVolume && !(has(m.readOnly) && m.readOnly)) || m.name == '%s')).map(c, c.name)", BinVolumeName)),
+				"m.name == variables.chainVolume || m.name == '%s')).map(c, c.name)", BinVolumeName)),
 		},
 		Validations: []admissionregistrationv1.Validation{
 			{Expression: "!variables.creating || (variables.first)", Reason: forbidden,
@@ -340,6 +360,11 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				Message: "guardchain: an ephemeral container writes the chain's volume",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': container ' + variables.ephemeralShared.join(', ') + " +
 					"' is not a target but mounts the volume that holds the guard chain writable (or guardchain-bin): it could rewrite the chain'"},
+			{Expression: "variables.creating || size(variables.ephemerals) == 0 || !((has(object.spec.shareProcessNamespace) && object.spec.shareProcessNamespace) || " +
+				"(has(object.spec.hostPID) && object.spec.hostPID))", Reason: forbidden,
+				Message: "guardchain: an ephemeral container in a pod that shares its process namespace",
+				MessageExpression: "'guardchain: pod ' + variables.pod + ': no ephemeral container in a pod that shares its process namespace (shareProcessNamespace, hostPID): " +
+					"from there it reaches the chain through /proc'"},
 			{Expression: "variables.creating || !variables.ephemerals.exists(c, has(c.targetContainerName) && c.targetContainerName in variables.targetNames)", Reason: forbidden,
 				Message: "guardchain: an ephemeral container targets a target container",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': an ephemeral container may not share the process namespace of ' + " +

@@ -21,7 +21,7 @@ func chartParams() celParams {
 		names: inc("names"), repos: inc("repos"), reposText: inc("reposText"),
 		source: inc("source"), proxyHost: inc("proxyHost"), proxyPort: inc("proxyPort"), require: inc("require"),
 		preloadsDir: inc("preloadsDir"), cacheRedirects: inc("cacheRedirects"), gitSSLCAInfo: inc("gitSSLCAInfo"),
-		ownership: inc("ownership"), configNames: `{{ include "guardchain.celContainers" . }}`,
+		ownership: inc("ownership"), configNames: `{{ include "guardchain.celContainers" . }}`, writer: inc("writer"),
 	}
 }
 

@@ -74,20 +74,21 @@ const (
 type Reason string
 
 const (
-	ReasonNone              Reason = ""
-	ReasonNoTargetContainer Reason = "no-target-container"
-	ReasonWindowsPod        Reason = "windows-pod"
-	ReasonTmpNotEmptyDir    Reason = "tmp-volume-not-emptydir"
-	ReasonTmpVolumesDiffer  Reason = "tmp-volumes-differ"
-	ReasonChainShadowed     Reason = "chain-shadowed"
-	ReasonVolumeNameTaken   Reason = "volume-name-taken"
-	ReasonBadAnnotation     Reason = "bad-annotation"
-	ReasonOverrideForbidden Reason = "override-not-allowed"
-	ReasonUnknownContainer  Reason = "unknown-container"
-	ReasonNodeOptionsFrom   Reason = "node-options-from-source"
-	ReasonMountPathNotClean Reason = "mount-path-not-clean"
-	ReasonChainVolumeShared Reason = "chain-volume-shared"
-	ReasonSubPathExpr       Reason = "subpath-expr-differs"
+	ReasonNone               Reason = ""
+	ReasonNoTargetContainer  Reason = "no-target-container"
+	ReasonWindowsPod         Reason = "windows-pod"
+	ReasonTmpNotEmptyDir     Reason = "tmp-volume-not-emptydir"
+	ReasonTmpVolumesDiffer   Reason = "tmp-volumes-differ"
+	ReasonChainShadowed      Reason = "chain-shadowed"
+	ReasonVolumeNameTaken    Reason = "volume-name-taken"
+	ReasonBadAnnotation      Reason = "bad-annotation"
+	ReasonOverrideForbidden  Reason = "override-not-allowed"
+	ReasonUnknownContainer   Reason = "unknown-container"
+	ReasonNodeOptionsFrom    Reason = "node-options-from-source"
+	ReasonMountPathNotClean  Reason = "mount-path-not-clean"
+	ReasonChainVolumeShared  Reason = "chain-volume-shared"
+	ReasonContainerNameTaken Reason = "container-name-taken"
+	ReasonSubPathExpr        Reason = "subpath-expr-differs"
 )
 
 // Note is one reason with its human sentence.
@@ -208,8 +209,13 @@ func (in *injection) run() Result {
 	if res != nil {
 		return *res
 	}
+	for _, c := range in.pod.Spec.Containers {
+		if IsOwnInitContainer(c.Name) {
+			return in.refuse(ReasonContainerNameTaken, "the pod has a container named %s, as guardchain names its init containers", c.Name)
+		}
+	}
 	if c, v := sharedChainVolume(&in.pod.Spec, volume, targets); c != "" {
-		return in.refuse(ReasonChainVolumeShared, "container %s, which is not a target, mounts volume %s, which holds the guard chain; it could rewrite it", c, v)
+		return in.refuse(ReasonChainVolumeShared, "container %s, which is not a target, mounts volume %s, which holds the guard chain (read-only too: a privileged container remounts it); it could rewrite it", c, v)
 	}
 	if res := in.checkSubPathExpr(mount, containerByName(&in.pod.Spec, from), targets); res != nil {
 		return *res

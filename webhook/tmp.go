@@ -51,32 +51,38 @@ func uncleanMount(spec *corev1.PodSpec) (container, mountPath string) {
 }
 
 // sharedChainVolume names a container other than the targets and
-// guardchain's own that mounts the chain's volume writable (or guardchain's
-// binary volume at all): it could rewrite the chain after guardchain-init
-// wrote it, or the binary before it runs.
+// guardchain's own init containers that mounts the chain's volume (even
+// read-only: a privileged or CAP_SYS_ADMIN container remounts it
+// read-write) or guardchain's binary volume: it could rewrite the chain
+// after guardchain-init wrote it, or the binary before it runs. A regular
+// container named like one of guardchain's is no exception.
 func sharedChainVolume(spec *corev1.PodSpec, volume string, targets []string) (container, name string) {
-	check := func(c *corev1.Container) (string, string) {
-		if slices.Contains(targets, c.Name) || IsOwnInitContainer(c.Name) {
+	check := func(c *corev1.Container, own bool) (string, string) {
+		if slices.Contains(targets, c.Name) || own {
 			return "", ""
 		}
 		for _, m := range c.VolumeMounts {
-			if (m.Name == volume && !m.ReadOnly) || m.Name == BinVolumeName {
+			if m.Name == volume || m.Name == BinVolumeName {
 				return c.Name, m.Name
 			}
 		}
 		return "", ""
 	}
-	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
-		for i := range cs {
-			if c, v := check(&cs[i]); c != "" {
-				return c, v
-			}
+	for i := range spec.InitContainers {
+		c := &spec.InitContainers[i]
+		if n, v := check(c, IsOwnInitContainer(c.Name) && c.RestartPolicy == nil); n != "" {
+			return n, v
+		}
+	}
+	for i := range spec.Containers {
+		if n, v := check(&spec.Containers[i], false); n != "" {
+			return n, v
 		}
 	}
 	for i := range spec.EphemeralContainers {
 		ec := corev1.Container{Name: spec.EphemeralContainers[i].Name, VolumeMounts: spec.EphemeralContainers[i].VolumeMounts}
-		if c, v := check(&ec); c != "" {
-			return c, v
+		if n, v := check(&ec, false); n != "" {
+			return n, v
 		}
 	}
 	return "", ""

@@ -194,7 +194,11 @@ func attacks(source string) []attack {
 			}
 		}},
 		attack{"writer args with a flag", program, func(p *corev1.Pod) { writerOf(p).Args = []string{"emit", "--require", "none"} }},
-		attack{"a restartable writer", program, func(p *corev1.Pod) { writerOf(p).RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways) }},
+		// A restartable writer is no init container of guardchain's: one
+		// more container that mounts the chain's volume.
+		attack{"a restartable writer", "mounts the volume that holds the guard chain", func(p *corev1.Pod) {
+			writerOf(p).RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
+		}},
 		attack{"a busybox writer that does nothing", program, func(p *corev1.Pod) {
 			w := writerOf(p)
 			w.Image, w.Command, w.Args = "busybox:1.37", []string{"true"}, nil
@@ -360,13 +364,8 @@ func TestControlPlaneUpdatesAndEphemeralContainersAreChecked(t *testing.T) {
 				VolumeMounts:    []corev1.VolumeMount{{Name: webhook.VolumeName, MountPath: "/tmp", ReadOnly: readOnly}},
 				SecurityContext: &corev1.SecurityContext{RunAsUser: ptr.To(int64(0)), Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"DAC_OVERRIDE", "FOWNER"}}}}})
 			_, err = clientset.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, p.Name, p, metav1.UpdateOptions{})
-			if readOnly {
-				if err != nil {
-					t.Errorf("a read-only debugger refused: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), "container debugger is not a target but mounts the volume that holds the guard chain writable") {
+			// Read-only too: a privileged debugger remounts it read-write.
+			if err == nil || !strings.Contains(err.Error(), "container debugger is not a target but mounts the volume that holds the guard chain") {
 				t.Errorf("ephemeral container: %v, want a refusal", err)
 			}
 		})
@@ -461,6 +460,98 @@ func TestControlPlaneReviewFindingsAreRefused(t *testing.T) {
 				SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"SYS_PTRACE", "SYS_ADMIN"}}}}})
 		_, err = clientset.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, p.Name, p, metav1.UpdateOptions{})
 		if err == nil || !strings.Contains(err.Error(), "may not share the process namespace of agent") {
+			t.Errorf("ephemeral container: %v, want a refusal", err)
+		}
+	})
+}
+
+// What a third look got through, each refused now: a regular container with
+// guardchain's name that writes the chain's volume, a non-target container
+// that mounts it read-only (a privileged one remounts it), a debugger in a
+// pod that shares its process namespace, and a writer whose securityContext
+// leaves /tmp without the sticky bit.
+func TestControlPlaneThirdReviewFindingsAreRefused(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t, "")
+	ns := namespace(t, "openshell", nil)
+	webhooked := namespace(t, "openshell", nil)
+	register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{webhooked}})
+	enforce(t, cfg, []string{ns, webhooked})
+	pol, _ := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{Registration: webhook.RegistrationOptions{Name: "judge"}, Repositories: testRepos})
+	judge, err := audit.NewJudge(pol.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// refused: by the policy and the audit, and, through the webhook,
+	// refused or (rendered anew) judged guarded.
+	refused := func(t *testing.T, p *corev1.Pod, want string) {
+		t.Helper()
+		p.Namespace = ns
+		if _, err := dryRunCreate(ns, p); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("policy: %v, want a refusal saying %q", err, want)
+		}
+		if probs, err := judge.Problems(p); err != nil || len(probs) == 0 {
+			t.Errorf("audit: %v %v, want it judged unguarded", probs, err)
+		}
+		p.Namespace = webhooked
+		if got, err := dryRunCreate(webhooked, p); err == nil {
+			if probs, _ := judge.Problems(got); len(probs) > 0 {
+				t.Errorf("the webhook admitted it as %v", probs)
+			}
+		}
+	}
+	scratch := func(p *corev1.Pod) {
+		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/tmp"}}
+		addVolume(p, "scratch", emptyDir)
+	}
+	t.Run("a regular container named guardchain-bin writing the chain's volume", func(t *testing.T) {
+		// (With a copying image source, guardchain-bin is an init
+		// container already, and the API refuses a second of the name.)
+		for _, source := range []string{"embedded"} {
+			p := agentPod("named-" + source)
+			p.Annotations[webhook.AnnotationSource] = source
+			scratch(p)
+			p = webhook.Inject(p, cfg).Pod
+			p.Spec.Containers = append([]corev1.Container{{Name: webhook.BinContainerName, Image: "busybox:1.37",
+				VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/chain"}}}}, p.Spec.Containers...)
+			refused(t, p, "mounts the volume that holds the guard chain")
+		}
+	})
+	t.Run("an init container named guardchain-bin before an embedded writer", func(t *testing.T) {
+		p := agentPod("bin-first")
+		p.Annotations[webhook.AnnotationSource] = "embedded"
+		p = webhook.Inject(p, cfg).Pod
+		p.Spec.InitContainers = append([]corev1.Container{{Name: webhook.BinContainerName, Image: "busybox:1.37",
+			VolumeMounts: []corev1.VolumeMount{{Name: webhook.VolumeName, MountPath: "/chain"}}}}, p.Spec.InitContainers...)
+		refused(t, p, "guardchain: pod ")
+	})
+	t.Run("a privileged native sidecar with a read-only mount of the chain's volume", func(t *testing.T) {
+		p := webhook.Inject(agentPod("remount"), cfg).Pod
+		p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: "helper", Image: "busybox:1.37",
+			RestartPolicy:   ptr.To(corev1.ContainerRestartPolicyAlways),
+			SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
+			VolumeMounts:    []corev1.VolumeMount{{Name: webhook.VolumeName, MountPath: "/chain", ReadOnly: true}}})
+		refused(t, p, "mounts the volume that holds the guard chain")
+	})
+	t.Run("a writer run as the owner in a pod that does not ask to run as non-root", func(t *testing.T) {
+		p := webhook.Inject(agentPod("nonsticky"), cfg).Pod
+		sc := writerOf(p).SecurityContext
+		sc.RunAsUser, sc.RunAsGroup, sc.RunAsNonRoot = ptr.To(int64(998)), ptr.To(int64(998)), ptr.To(true)
+		sc.Capabilities = &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}
+		refused(t, p, "does not have the configured settings")
+	})
+	t.Run("an ephemeral container in a pod that shares its process namespace", func(t *testing.T) {
+		pod := agentPod("sharedpid")
+		pod.Spec.ShareProcessNamespace = ptr.To(true)
+		p, err := clientset.CoreV1().Pods(ns).Create(ctx, webhook.Inject(pod, cfg).Pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+			Name: "debugger", Image: "busybox:1.37", TerminationMessagePolicy: corev1.TerminationMessageReadFile, ImagePullPolicy: corev1.PullIfNotPresent,
+			SecurityContext: &corev1.SecurityContext{RunAsUser: ptr.To(int64(998)), RunAsGroup: ptr.To(int64(998))}}})
+		_, err = clientset.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, p.Name, p, metav1.UpdateOptions{})
+		if err == nil || !strings.Contains(err.Error(), "no ephemeral container in a pod that shares its process namespace") {
 			t.Errorf("ephemeral container: %v, want a refusal", err)
 		}
 	})

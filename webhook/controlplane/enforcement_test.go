@@ -245,7 +245,7 @@ func TestControlPlaneEnforcement(t *testing.T) {
 			{"emit into another directory", "does not have the configured settings", func(p *corev1.Pod) {
 				writer(p).Env = append(writer(p).Env, corev1.EnvVar{Name: "GUARDCHAIN_DIR", Value: "/elsewhere"})
 			}},
-			{"a restartable writer", "does not run initguards emit", func(p *corev1.Pod) {
+			{"a restartable writer", "mounts the volume that holds the guard chain", func(p *corev1.Pod) {
 				writer(p).RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
 			}},
 			{"a file over the copied binary", "does not run initguards emit", func(p *corev1.Pod) {

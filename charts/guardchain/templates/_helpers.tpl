@@ -211,3 +211,7 @@ releases that lacked a key.
 '{{ $o }}'
 {{- end -}}
 {{- end -}}
+
+{{- define "guardchain.cel.writer" -}}
+{{- include "guardchain.cel.override" (dict "root" . "name" "writer" "configured" (printf "'%s'" (.Values.config.writer | default "auto")) "annotation" "object.metadata.annotations['guardchain.dev/writer']") -}}
+{{- end -}}
