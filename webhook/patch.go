@@ -144,8 +144,13 @@ func appendList[T any](ops []jsonpatch.JsonPatchOperation, path string, orig, mu
 	return ops
 }
 
+// pointerEscaper encodes a JSON pointer segment (RFC 6901). Built once: a
+// Replacer builds its lookup tables on first use, which cost more than
+// the rest of a patch.
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
 // escape encodes a JSON pointer segment (RFC 6901).
-func escape(s string) string { return strings.NewReplacer("~", "~0", "/", "~1").Replace(s) }
+func escape(s string) string { return pointerEscaper.Replace(s) }
 
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
