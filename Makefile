@@ -67,12 +67,14 @@ test: lint test-unit test-integration test-integration-floor fuzz-short ## lint,
 bench: ## benchmarks (each reported beside its baseline in the same run)
 	$(GO) test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
 
-bench-handler: ## the admission handler in process beside its floors: 8 interleaved rounds, benchstat columns per path
+# A regexp of the reviews bench-handler serves (captured, or a name in webhook/testdata/reviews).
+REVIEWS ?= .*
+bench-handler: ## the admission handler in process beside its floors, per review of the set (REVIEWS=regexp): 8 interleaved rounds, benchstat columns per path
 	@mkdir -p _out; : > _out/bench-handler.txt; for i in $$(seq 8); do \
-	  $(GO) test ./webhook -run '^$$' -bench '^BenchmarkReview$$' -benchmem -cpu 1 -count 1 >> _out/bench-handler.txt || exit 1; done
+	  $(GO) test ./webhook -run '^$$' -bench '^BenchmarkReview$$/^review=($(REVIEWS))$$' -benchmem -cpu 1 -count 1 >> _out/bench-handler.txt || exit 1; done
 	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) -col /path _out/bench-handler.txt
 
-bench-load: build ## the webhook under load over TLS on 127.0.0.1 beside a floor server (vegeta: 64 workers, 10 s measured, 5 rounds; LOAD_FLAGS=...)
+bench-load: build ## the webhook under load over TLS on 127.0.0.1 beside a floor server, per review of the set (vegeta: 64 workers, 10 s measured, 5 rounds; LOAD_FLAGS=...)
 	$(GO) build -o $(BIN)/load-floor ./deploy/load/floor
 	$(GO) run ./deploy/load -webhook $(BIN)/guardchain-webhook -floor $(BIN)/load-floor $(LOAD_FLAGS)
 

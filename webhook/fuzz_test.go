@@ -73,6 +73,13 @@ func FuzzInject(f *testing.F) {
 			if diff := cmp.Diff(once.Pod, twice.Pod); diff != "" {
 				t.Fatalf("nodeOptions %s: not idempotent:\n%s", cfg.NodeOptions, diff)
 			}
+			before := pod.DeepCopy()
+			if diff := cmp.Diff(once, injectForPatch(&pod, cfg)); diff != "" {
+				t.Fatalf("nodeOptions %s: injectForPatch differs from Inject:\n%s", cfg.NodeOptions, diff)
+			}
+			if diff := cmp.Diff(before, &pod); diff != "" {
+				t.Fatalf("nodeOptions %s: injectForPatch changed its input:\n%s", cfg.NodeOptions, diff)
+			}
 			if once.Outcome != OutcomeInjected {
 				continue
 			}

@@ -63,7 +63,7 @@ func (h *Handler) noPod() admission.Response {
 
 // admit runs Inject on the decoded pod and answers.
 func (h *Handler) admit(req *admissionv1.AdmissionRequest, pod *corev1.Pod) admission.Response {
-	res := Inject(pod, h.Config)
+	res := injectForPatch(pod, h.Config)
 
 	var resp admission.Response
 	switch res.Outcome {

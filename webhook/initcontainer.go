@@ -351,8 +351,12 @@ func initHash(cs []corev1.Container) string {
 			cs[i].Image, cs[i].ImagePullPolicy = "", ""
 		}
 	}
-	b, _ := json.Marshal(cs) // a Container always marshals
-	sum := sha256.Sum256(b)
+	// The bytes json.Marshal gives, encoded into a pooled buffer: Encode
+	// only adds a newline, which is left out of the sum.
+	buf := getBuffer()
+	defer putBuffer(buf)
+	_ = json.NewEncoder(buf).Encode(cs) // a Container always encodes
+	sum := sha256.Sum256(buf.Bytes()[:buf.Len()-1])
 	return hex.EncodeToString(sum[:8])
 }
 

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -138,7 +139,17 @@ func (r Result) Message() string {
 // guard chain there before any container starts. It never changes its input;
 // each item is added only if missing, so Inject(Inject(p)) == Inject(p).
 func Inject(pod *corev1.Pod, cfg Config) Result {
-	in := &injection{cfg: cfg, pod: pod}
+	in := &injection{cfg: cfg, pod: pod, copy: deepCopy}
+	return in.run()
+}
+
+// injectForPatch is Inject for a caller that only reads the result (the
+// handler, which turns it into a patch): the mutated pod shares with the
+// input everything Inject does not change (copyForPatch), instead of
+// being a deep copy of a pod that may carry large managed fields, volumes
+// and containers Inject never touches.
+func injectForPatch(pod *corev1.Pod, cfg Config) Result {
+	in := &injection{cfg: cfg, pod: pod, copy: copyForPatch}
 	return in.run()
 }
 
@@ -147,6 +158,31 @@ type injection struct {
 	cfg   Config
 	pod   *corev1.Pod
 	notes []Note
+	// copy gives the pod that Inject's steps change, leaving pod as it is.
+	copy func(pod *corev1.Pod, targets []string) *corev1.Pod
+}
+
+func deepCopy(pod *corev1.Pod, _ []string) *corev1.Pod { return pod.DeepCopy() }
+
+// copyForPatch copies of pod what Inject's steps change and shares the
+// rest: the annotations (ensureAnnotations), the volumes (ensureVolume and
+// ensureBinVolume replace an item's source, or append), the containers and
+// init containers lists, and each target's mounts and env (ensureTmpMount
+// appends, ensureNodeOptions sets a value or appends). The init containers
+// list is replaced whole where it changes (ensureInitContainersFirst).
+func copyForPatch(pod *corev1.Pod, targets []string) *corev1.Pod {
+	out := *pod
+	out.Annotations = maps.Clone(pod.Annotations)
+	spec := &out.Spec
+	spec.Volumes = slices.Clone(pod.Spec.Volumes)
+	spec.Containers = slices.Clone(pod.Spec.Containers)
+	spec.InitContainers = slices.Clone(pod.Spec.InitContainers)
+	for _, t := range targets {
+		c := containerByName(spec, t)
+		c.VolumeMounts = slices.Clone(c.VolumeMounts)
+		c.Env = slices.Clone(c.Env)
+	}
+	return &out
 }
 
 func (in *injection) note(r Reason, format string, args ...any) {
@@ -233,7 +269,7 @@ func (in *injection) run() Result {
 	// image where that is safe (one init container), else from a copy.
 	set.imageVolume = set.source != SourceEmbedded && in.imageVolumes()
 
-	out := in.pod.DeepCopy()
+	out := in.copy(in.pod, targets)
 	spec := &out.Spec
 	// Each step reports whether it changed anything; none did means the pod
 	// already carried everything (a reinvocation, or a pod injected before).

@@ -216,3 +216,28 @@ func TestExampleSandboxMakesTheExamplePod(t *testing.T) {
 		t.Errorf("the pod lacks the controller's label or owner: %v %v", pod.Labels, pod.OwnerReferences)
 	}
 }
+
+// The handler's injectForPatch decides and mutates exactly as Inject does,
+// and leaves its input unchanged though the result shares parts of it.
+func TestInjectForPatchIsInject(t *testing.T) {
+	for _, g := range goldens(t) {
+		t.Run(g.name, func(t *testing.T) {
+			cfg := testConfig(t, g)
+			want := Inject(readPod(t, g.in), cfg)
+			in := readPod(t, g.in)
+			before := in.DeepCopy()
+			got := injectForPatch(in, cfg)
+			if diff := cmp.Diff(before, in); diff != "" {
+				t.Fatalf("injectForPatch changed its input:\n%s", diff)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("injectForPatch differs from Inject (-Inject +injectForPatch):\n%s", diff)
+			}
+			// Reinvoked on its own output, as the API server may.
+			again := injectForPatch(got.Pod, cfg)
+			if diff := cmp.Diff(Inject(want.Pod, cfg), again); diff != "" {
+				t.Errorf("reinvoked, injectForPatch differs from Inject:\n%s", diff)
+			}
+		})
+	}
+}

@@ -41,13 +41,14 @@ func Patch(orig, mutated *corev1.Pod) []jsonpatch.JsonPatchOperation {
 	// Volumes: guardchain's own emptyDirs may be brought to the configured
 	// size in place (ensureVolume); others are only appended, so only its
 	// own are compared (a semantic comparison of every volume is a tenth of
-	// an admission's cost).
+	// an admission's cost). Values point into mutated: they encode as the
+	// items do, without a copy of each.
 	for i := range orig.Spec.Volumes {
 		if n := orig.Spec.Volumes[i].Name; n != VolumeName && n != BinVolumeName {
 			continue
 		}
 		if !equality.Semantic.DeepEqual(&orig.Spec.Volumes[i], &mutated.Spec.Volumes[i]) {
-			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "replace", Path: fmt.Sprintf("/spec/volumes/%d", i), Value: mutated.Spec.Volumes[i]})
+			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "replace", Path: fmt.Sprintf("/spec/volumes/%d", i), Value: &mutated.Spec.Volumes[i]})
 		}
 	}
 	ops = appendList(ops, "/spec/volumes", orig.Spec.Volumes, mutated.Spec.Volumes)
@@ -70,13 +71,11 @@ func Patch(orig, mutated *corev1.Pod) []jsonpatch.JsonPatchOperation {
 			ops = containerOps(ops, fmt.Sprintf("/spec/initContainers/%d", i), o, m)
 		}
 	}
-	var want []corev1.Container
-	for _, c := range mutated.Spec.InitContainers {
-		if !IsOwnInitContainer(c.Name) {
-			break
-		}
-		want = append(want, c)
+	n := 0
+	for n < len(mutated.Spec.InitContainers) && IsOwnInitContainer(mutated.Spec.InitContainers[n].Name) {
+		n++
 	}
+	want := mutated.Spec.InitContainers[:n]
 	if len(want) > 0 && !ownInPlace(orig.Spec.InitContainers, own, want) {
 		if len(orig.Spec.InitContainers) == 0 {
 			add("/spec/initContainers", want)
@@ -85,7 +84,7 @@ func Patch(orig, mutated *corev1.Pod) []jsonpatch.JsonPatchOperation {
 				ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "remove", Path: fmt.Sprintf("/spec/initContainers/%d", own[k])})
 			}
 			for j := range want {
-				add(fmt.Sprintf("/spec/initContainers/%d", j), want[j])
+				add(fmt.Sprintf("/spec/initContainers/%d", j), &want[j])
 			}
 		}
 	}
@@ -138,14 +137,19 @@ func appendList[T any](ops []jsonpatch.JsonPatchOperation, path string, orig, mu
 	case len(orig) == 0:
 		return append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: path, Value: mutated})
 	}
-	for _, v := range mutated[len(orig):] {
-		ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: path + "/-", Value: v})
+	for i := len(orig); i < len(mutated); i++ {
+		ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: path + "/-", Value: &mutated[i]})
 	}
 	return ops
 }
 
+// pointerEscaper encodes a JSON pointer segment (RFC 6901). Built once: a
+// Replacer builds its lookup tables on first use, which cost more than
+// the rest of a patch.
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
 // escape encodes a JSON pointer segment (RFC 6901).
-func escape(s string) string { return strings.NewReplacer("~", "~0", "/", "~1").Replace(s) }
+func escape(s string) string { return pointerEscaper.Replace(s) }
 
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))

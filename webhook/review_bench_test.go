@@ -15,8 +15,10 @@ import (
 	"github.com/guardchain/guardchain/internal/floor"
 )
 
-// BenchmarkReview serves the API server's own review of the sandbox pod
-// (deploy/examples/openshell-sandbox-review.json) over HTTP, in process, by
+// BenchmarkReview serves each review of the set drawn from the golden
+// corpus (testdata/reviews, see benchReviews) and the API server's own
+// review of the sandbox pod (review=captured,
+// deploy/examples/openshell-sandbox-review.json) over HTTP, in process, by
 // each path:
 //
 //	path=floor      decode the review and the pod with encoding/json, answer allowed
@@ -24,10 +26,10 @@ import (
 //	path=webhook    guardchain behind admission.Webhook: the body parsed three times
 //	path=serve      guardchain's ServeHTTP, which the server registers: parsed once
 //
-// make bench-handler prints each beside the floor (benchstat -col /path).
-// Besides wall time per op it reports cpu-ns/op, the process's CPU time
-// (garbage collection included) per op: on a machine shared with other
-// work, wall time also counts waiting for a core.
+// make bench-handler prints each review's paths beside its floor
+// (benchstat -col /path). Besides wall time per op it reports cpu-ns/op,
+// the process's CPU time (garbage collection included) per op: on a
+// machine shared with other work, wall time also counts waiting for a core.
 // processCPU is the user and system CPU time the process has used, in ns.
 func processCPU(b *testing.B) int64 {
 	var ru syscall.Rusage
@@ -39,12 +41,8 @@ func processCPU(b *testing.B) int64 {
 
 func BenchmarkReview(b *testing.B) {
 	logf.SetLogger(logr.Discard())
-	body, err := os.ReadFile(sandboxReview)
-	if err != nil {
-		b.Fatal(err)
-	}
 	guardchain := &Handler{Config: Default(), Log: logr.Discard()}
-	for _, p := range []struct {
+	paths := []struct {
 		name string
 		h    http.Handler
 	}{
@@ -52,7 +50,27 @@ func BenchmarkReview(b *testing.B) {
 		{"allow-all", &admission.Webhook{Handler: allowAll{}}},
 		{"webhook", &admission.Webhook{Handler: guardchain}},
 		{"serve", guardchain},
-	} {
+	}
+	reviews := map[string]string{"captured": sandboxReview}
+	names := []string{"captured"}
+	for i, f := range reviewFiles() {
+		reviews[benchReviews[i]] = f
+		names = append(names, benchReviews[i])
+	}
+	for _, name := range names {
+		body, err := os.ReadFile(reviews[name])
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("review="+name, func(b *testing.B) { benchPaths(b, body, paths) })
+	}
+}
+
+func benchPaths(b *testing.B, body []byte, paths []struct {
+	name string
+	h    http.Handler
+}) {
+	for _, p := range paths {
 		b.Run("path="+p.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))

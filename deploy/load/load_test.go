@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,11 +112,12 @@ func TestRunReportsBothServers(t *testing.T) {
 	}
 	var out bytes.Buffer
 	err := run(context.Background(), []string{"-webhook", filepath.Join(bin, "guardchain-webhook"), "-floor", filepath.Join(bin, "load-floor"),
-		"-review", "../examples/openshell-sandbox-review.json", "-concurrency", "4", "-warmup", "200ms", "-duration", "500ms", "-rounds", "1"}, &out)
+		"-review", "../examples/openshell-sandbox-review.json", "-review", "../../webhook/testdata/reviews/openshell-sandbox-vault.json", "-concurrency", "4", "-warmup", "200ms", "-duration", "500ms", "-rounds", "1"}, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"| floor | ", "| guardchain | ", "| guardchain / floor | ", "MiB"} {
+	for _, want := range []string{"| captured | floor | ", "| captured | guardchain | ", "| openshell-sandbox-vault | floor | ",
+		"| openshell-sandbox-vault | guardchain | ", "guardchain / floor", "| openshell-sandbox-vault | 0.", "MiB"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
@@ -125,6 +127,32 @@ func TestRunReportsBothServers(t *testing.T) {
 		if strings.Contains(out.String(), bad) {
 			t.Errorf("report holds %q:\n%s", bad, out.String())
 		}
+	}
+}
+
+// Without -review, every review of the set, each named: the captured one
+// and the corpus's.
+func TestDefaultReviewsAreTheSet(t *testing.T) {
+	t.Chdir("../..")
+	o := options{reviewDir: "webhook/testdata/reviews"}
+	got, err := o.readReviews()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range got {
+		if len(r.body) == 0 {
+			t.Errorf("review %s is empty", r.name)
+		}
+		names = append(names, r.name)
+	}
+	for _, want := range []string{"captured", "openshell-sandbox", "openshell-sandbox-vault", "openshell-combined", "openshell-sidecar"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("the set %v lacks %s", names, want)
+		}
+	}
+	if names[0] != "captured" {
+		t.Errorf("the set starts with %s, want captured", names[0])
 	}
 }
 

@@ -1,8 +1,11 @@
 // Command load measures guardchain's webhook under load over TLS, beside a
 // floor server, in one run (make bench-load). Each server is a process of
-// its own on 127.0.0.1; vegeta's attacker posts the API server's review of
-// the sandbox pod from a fixed number of workers over HTTP/1.1 keep-alive
-// connections, first for a warm-up, then for the measured phase. It reports
+// its own on 127.0.0.1; vegeta's attacker posts one AdmissionReview from a
+// fixed number of workers over HTTP/1.1 keep-alive connections, first for a
+// warm-up, then for the measured phase. By default it does so for each
+// review of a set (the API server's captured review of the sandbox pod and
+// the reviews built from the golden corpus, webhook/testdata/reviews), the
+// floor measured beside guardchain for each. It reports, per review,
 // admissions/s, p50 and p99, the server's peak RSS and CPU seconds per
 // 1,000 admissions, and guardchain's ratios to the floor. Every phase is
 // bounded in time and in count; only loopback addresses are targeted.
@@ -20,6 +23,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,10 +41,12 @@ func main() {
 }
 
 type options struct {
-	webhook, floor, review string
-	concurrency, rounds    int
-	warmup, duration       time.Duration
-	maxRequests            uint64
+	webhook, floor      string
+	reviews             []string // files; none: the default set
+	reviewDir           string   // the corpus reviews of the default set
+	concurrency, rounds int
+	warmup, duration    time.Duration
+	maxRequests         uint64
 }
 
 // Bounds on every run: the load stays on loopback, and so must its size.
@@ -74,7 +80,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.StringVar(&o.webhook, "webhook", "bin/guardchain-webhook", "guardchain-webhook binary")
 	fs.StringVar(&o.floor, "floor", "bin/load-floor", "floor server binary (deploy/load/floor)")
-	fs.StringVar(&o.review, "review", "deploy/examples/openshell-sandbox-review.json", "AdmissionReview to post")
+	fs.Func("review", "AdmissionReview to post (repeat for more); default: "+capturedReview+" and each of -review-dir",
+		func(v string) error { o.reviews = append(o.reviews, v); return nil })
+	fs.StringVar(&o.reviewDir, "review-dir", "webhook/testdata/reviews", "the corpus reviews of the default set (*.json)")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "workers, each with its own keep-alive connection")
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "load before measuring")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured load")
@@ -86,7 +94,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := o.check(); err != nil {
 		return err
 	}
-	body, err := os.ReadFile(o.review)
+	reviews, err := o.readReviews()
 	if err != nil {
 		return err
 	}
@@ -108,23 +116,74 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				"--cert-dir", dir, "--probe-addr", "127.0.0.1:0", "--shutdown-delay", "0s"}
 		}},
 	}
-	fmt.Fprintf(out, "load: %d workers, %s warm-up, %s measured, %d rounds; review %s (%d bytes)\n",
-		o.concurrency, o.warmup, o.duration, o.rounds, o.review, len(body))
-	results := map[string][]measurement{}
+	fmt.Fprintf(out, "load: %d workers, %s warm-up, %s measured, %d rounds; %d reviews\n",
+		o.concurrency, o.warmup, o.duration, o.rounds, len(reviews))
+	for _, r := range reviews {
+		fmt.Fprintf(out, "load: review %s: %s (%d bytes)\n", r.name, r.path, len(r.body))
+	}
+	// results[review][server] are the rounds' measurements.
+	results := make([]map[string][]measurement, len(reviews))
+	for i := range results {
+		results[i] = map[string][]measurement{}
+	}
 	for round := range o.rounds {
-		for i := range servers {
-			// Alternate which server goes first, so neither always follows the other.
-			s := servers[(i+round)%len(servers)]
-			m, err := s.measure(ctx, o, ca, body, dir)
-			if err != nil {
-				return fmt.Errorf("%s, round %d: %w", s.name, round+1, err)
+		for ri, r := range reviews {
+			for i := range servers {
+				// Alternate which server goes first, so neither always follows the other.
+				s := servers[(i+round+ri)%len(servers)]
+				m, err := s.measure(ctx, o, ca, r.body, dir)
+				if err != nil {
+					return fmt.Errorf("%s, review %s, round %d: %w", s.name, r.name, round+1, err)
+				}
+				fmt.Fprintf(out, "load: round %d %-28s %-10s %s\n", round+1, r.name, s.name, m)
+				results[ri][s.name] = append(results[ri][s.name], m)
 			}
-			fmt.Fprintf(out, "load: round %d %-10s %s\n", round+1, s.name, m)
-			results[s.name] = append(results[s.name], m)
 		}
 	}
-	report(out, median(results["floor"]), median(results["guardchain"]), o.rounds)
+	rows := make([]row, len(reviews))
+	for i, r := range reviews {
+		rows[i] = row{review: r.name, floor: median(results[i]["floor"]), guardchain: median(results[i]["guardchain"])}
+	}
+	report(out, rows, o.rounds)
 	return nil
+}
+
+// capturedReview is what kube-apiserver posts for the example sandbox pod.
+const capturedReview = "deploy/examples/openshell-sandbox-review.json"
+
+type review struct {
+	name, path string
+	body       []byte
+}
+
+// readReviews reads the reviews named by -review, or the default set: the
+// captured review (named captured) and each of -review-dir, named by its
+// file.
+func (o options) readReviews() ([]review, error) {
+	paths := o.reviews
+	if len(paths) == 0 {
+		corpus, err := filepath.Glob(filepath.Join(o.reviewDir, "*.json"))
+		if err != nil {
+			return nil, err
+		}
+		if len(corpus) == 0 {
+			return nil, fmt.Errorf("-review-dir %s: no reviews (*.json)", o.reviewDir)
+		}
+		paths = append([]string{capturedReview}, corpus...)
+	}
+	var out []review
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		name := strings.TrimSuffix(filepath.Base(p), ".json")
+		if filepath.Base(p) == filepath.Base(capturedReview) {
+			name = "captured"
+		}
+		out = append(out, review{name: name, path: p, body: b})
+	}
+	return out, nil
 }
 
 // writeCerts makes a CA and a localhost serving certificate in dir.
@@ -288,22 +347,49 @@ func median(ms []measurement) measurement {
 	}
 }
 
-func report(out io.Writer, f, g measurement, rounds int) {
-	fmt.Fprintf(out, "\nmedians of %d rounds:\n\n", rounds)
-	fmt.Fprintln(out, "| server | admissions/s | p50 | p99 | peak RSS | server CPU s per 1,000 admissions | load generator CPU s per 1,000 |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
-	for _, r := range []struct {
-		name string
-		m    measurement
-	}{{"floor", f}, {"guardchain", g}} {
-		fmt.Fprintf(out, "| %s | %.0f | %.2f ms | %.2f ms | %.1f MiB | %.3f | %.3f |\n", r.name, r.m.rate, msf(r.m.p50), msf(r.m.p99),
-			mib(r.m.rss), r.m.cpuPerK.Seconds(), r.m.clientPerK.Seconds())
+// row is one review's medians, for each server.
+type row struct {
+	review            string
+	floor, guardchain measurement
+}
+
+func report(out io.Writer, rows []row, rounds int) {
+	fmt.Fprintf(out, "\nmedians of %d rounds, each review's floor measured beside it in the same run:\n\n", rounds)
+	fmt.Fprintln(out, "| review | server | admissions/s | p50 | p99 | peak RSS | server CPU s per 1,000 admissions | load generator CPU s per 1,000 |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|")
+	for _, r := range rows {
+		for _, s := range []struct {
+			name string
+			m    measurement
+		}{{"floor", r.floor}, {"guardchain", r.guardchain}} {
+			fmt.Fprintf(out, "| %s | %s | %.0f | %.2f ms | %.2f ms | %.1f MiB | %.3f | %.3f |\n", r.review, s.name, s.m.rate, msf(s.m.p50), msf(s.m.p99),
+				mib(s.m.rss), s.m.cpuPerK.Seconds(), s.m.clientPerK.Seconds())
+		}
 	}
-	fmt.Fprintf(out, "| guardchain / floor | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx |\n", g.rate/f.rate,
-		float64(g.p50)/float64(f.p50), float64(g.p99)/float64(f.p99), float64(g.rss)/float64(f.rss),
-		float64(g.cpuPerK)/float64(f.cpuPerK), float64(g.clientPerK)/float64(f.clientPerK))
-	fmt.Fprintf(out, "\ngoals: throughput >= 0.8x the floor's (%.2fx), p99 <= 1.5x the floor's (%.2fx), peak RSS <= 60 MiB (%.1f MiB)\n",
-		g.rate/f.rate, float64(g.p99)/float64(f.p99), mib(g.rss))
+	fmt.Fprint(out, "\nguardchain / floor:\n\n")
+	fmt.Fprintln(out, "| review | throughput | p50 | p99 | peak RSS | server CPU per admission | load generator CPU per admission |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
+	var worst row
+	var minRate, maxP99, maxCPU, maxRSS float64
+	for i, r := range rows {
+		f, g := r.floor, r.guardchain
+		rate, p99, cpu := g.rate/f.rate, float64(g.p99)/float64(f.p99), float64(g.cpuPerK)/float64(f.cpuPerK)
+		fmt.Fprintf(out, "| %s | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx |\n", r.review, rate,
+			float64(g.p50)/float64(f.p50), p99, float64(g.rss)/float64(f.rss), cpu, float64(g.clientPerK)/float64(f.clientPerK))
+		if i == 0 || rate < minRate {
+			minRate = rate
+		}
+		if i == 0 || p99 > maxP99 {
+			maxP99 = p99
+		}
+		if i == 0 || cpu > maxCPU {
+			maxCPU, worst = cpu, r
+		}
+		maxRSS = max(maxRSS, mib(g.rss))
+	}
+	fmt.Fprintf(out, "\ngoals, over every review: throughput >= 0.8x the floor's (lowest %.2fx), p99 <= 1.5x the floor's (highest %.2fx), "+
+		"server CPU per admission <= 1.2x the floor's (highest %.2fx, %s), peak RSS <= 60 MiB (highest %.1f MiB)\n",
+		minRate, maxP99, maxCPU, worst.review, maxRSS)
 }
 
 func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
