@@ -7,6 +7,7 @@ package audit
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,7 +40,9 @@ type Reference struct {
 // webhook's registration selects the same pods.
 func (r Reference) Targeted(p *corev1.Pod) bool {
 	ok, err := r.Judge.Selects(p)
-	return err == nil && ok
+	// A pod guardchain injected stays one to judge if its marks were
+	// removed since, as the backstop keeps judging its updates.
+	return (err == nil && ok) || slices.ContainsFunc(p.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == webhook.InitContainerName })
 }
 
 // Classify says what state p is in, and why in a few words. It reads the

@@ -191,7 +191,10 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 		// only pods guardchain injected, so pods that ran before it was
 		// installed can still be labelled.
 		MatchConditions: []admissionregistrationv1.MatchCondition{
-			{Name: "is-sandbox", Expression: "(" + isSandbox("object") + ") || (oldObject != null && (" + isSandbox("oldObject") + "))"},
+			// An injected pod stays matched on UPDATE whatever its marks
+			// say now: stripping them must not take it out of the checks.
+			{Name: "is-sandbox", Expression: "(" + isSandbox("object") + ") || (oldObject != null && ((" + isSandbox("oldObject") + ") || " +
+				"(has(oldObject.spec.initContainers) && oldObject.spec.initContainers.exists(c, c.name == '" + InitContainerName + "'))))"},
 			{Name: "has-target-container", Expression: fmt.Sprintf("object.spec.containers.exists(c, c.name in (%[1]s)) || "+
 				"(has(object.spec.initContainers) && object.spec.initContainers.exists(c, c.name in (%[1]s) && c.name != '%[2]s' && "+
 				"has(c.restartPolicy) && c.restartPolicy == 'Always'))", p.names, InitContainerName)},
@@ -227,8 +230,9 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				"(variables.inits[0].name == '%[2]s' && size(variables.inits) > 1 && variables.inits[1].name == '%[1]s'))", InitContainerName, BinContainerName)),
 			// Every mount path as the kubelet would leave it, so the
 			// comparisons below see what runc will mount.
-			v("unclean", fmt.Sprintf("(variables.inits + object.spec.containers).filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, !%[1]s)).map(c, c.name) + "+
-				"variables.ephemerals.filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, !%[1]s)).map(c, c.name)", clean("m.mountPath"))),
+			v("unclean", fmt.Sprintf("(variables.inits + object.spec.containers).filter(c, (has(c.volumeMounts) && c.volumeMounts.exists(m, !%[1]s)) || "+
+				"(has(c.volumeDevices) && c.volumeDevices.exists(m, !%[2]s))).map(c, c.name) + "+
+				"variables.ephemerals.filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, !%[1]s)).map(c, c.name)", clean("m.mountPath"), clean("m.devicePath"))),
 			v("writerTmp", fmt.Sprintf("variables.first && has(%[1]s.volumeMounts) ? %[1]s.volumeMounts.filter(m, m.mountPath == '%[2]s') : []", w, TmpPath)),
 			v("chainVolume", "size(variables.writerTmp) == 1 ? variables.writerTmp[0].name : ''"),
 			// Each target mounts /tmp once, from the writer's volume and
@@ -237,7 +241,8 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				"t.volumeMounts.exists(m, m.mountPath == '%[1]s' && variables.writerTmp.exists(w, w.name == m.name && "+
 				"(has(w.subPath) ? w.subPath : '') == (has(m.subPath) ? m.subPath : '') && "+
 				"(has(w.subPathExpr) ? w.subPathExpr : '') == (has(m.subPathExpr) ? m.subPathExpr : ''))) && "+
-				"!t.volumeMounts.exists(m, m.mountPath.startsWith('%[1]s/nemoclaw-')))).map(t, t.name)", TmpPath)),
+				"!t.volumeMounts.exists(m, m.mountPath.startsWith('%[1]s/nemoclaw-')) && "+
+				"!(has(t.volumeDevices) && t.volumeDevices.exists(d, d.devicePath == '%[1]s' || d.devicePath.startsWith('%[1]s/'))))).map(t, t.name)", TmpPath)),
 			v("emptyDir", "variables.writerTmp.all(w, has(object.spec.volumes) && object.spec.volumes.exists(v, v.name == w.name && has(v.emptyDir)))"),
 			// No container but the targets and guardchain's own writes the
 			// chain's volume, or touches guardchain's binary.
@@ -290,7 +295,9 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				fmt.Sprintf("(variables.writerTmp.exists(m, has(m.subPathExpr)) ? "+
 					"(size(variables.targets) == 1 && variables.writerEnv.filter(e, !e.name.startsWith('GUARDCHAIN_')) == "+
 					"(has(variables.targets[0].env) ? variables.targets[0].env.filter(e, !e.name.startsWith('GUARDCHAIN_')) : []) && "+
-					"(has(%[1]s.envFrom) ? %[1]s.envFrom : []) == (has(variables.targets[0].envFrom) ? variables.targets[0].envFrom : [])) : "+
+					"!has(%[1]s.envFrom) && !has(variables.targets[0].envFrom) && "+
+					"variables.writerEnv.all(e, e.name.startsWith('GUARDCHAIN_') || !has(e.valueFrom) || "+
+					"(has(e.valueFrom.fieldRef) && e.valueFrom.fieldRef.fieldPath in ['metadata.name', 'metadata.namespace', 'metadata.uid', 'spec.serviceAccountName']))) : "+
 					"(variables.writerEnv.all(e, e.name.startsWith('GUARDCHAIN_')) && !has(%[1]s.envFrom)))", w),
 				"variables.writerTmp.all(m, !has(m.subPathExpr) || !m.subPathExpr.contains('$(GUARDCHAIN_'))",
 				"variables.writerMode != 'not-allowed'",
@@ -356,16 +363,18 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				Message: "guardchain: guardchain-init does not have the configured settings",
 				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': %s does not have the configured settings: each GUARDCHAIN_ variable once, "+
 					"with the values the webhook renders, and no other'", InitContainerName)},
-			{Expression: "variables.creating || size(variables.ephemeralShared) == 0", Reason: forbidden,
+			// Ephemeral containers exist only after create: these hold on
+			// UPDATE and in the audit alike.
+			{Expression: "size(variables.ephemeralShared) == 0", Reason: forbidden,
 				Message: "guardchain: an ephemeral container writes the chain's volume",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': container ' + variables.ephemeralShared.join(', ') + " +
 					"' is not a target but mounts the volume that holds the guard chain writable (or guardchain-bin): it could rewrite the chain'"},
-			{Expression: "variables.creating || size(variables.ephemerals) == 0 || !((has(object.spec.shareProcessNamespace) && object.spec.shareProcessNamespace) || " +
+			{Expression: "size(variables.ephemerals) == 0 || !((has(object.spec.shareProcessNamespace) && object.spec.shareProcessNamespace) || " +
 				"(has(object.spec.hostPID) && object.spec.hostPID))", Reason: forbidden,
 				Message: "guardchain: an ephemeral container in a pod that shares its process namespace",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': no ephemeral container in a pod that shares its process namespace (shareProcessNamespace, hostPID): " +
 					"from there it reaches the chain through /proc'"},
-			{Expression: "variables.creating || !variables.ephemerals.exists(c, has(c.targetContainerName) && c.targetContainerName in variables.targetNames)", Reason: forbidden,
+			{Expression: "!variables.ephemerals.exists(c, has(c.targetContainerName) && c.targetContainerName in variables.targetNames)", Reason: forbidden,
 				Message: "guardchain: an ephemeral container targets a target container",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': an ephemeral container may not share the process namespace of ' + " +
 					"variables.targetNames.join(', ') + ' (targetContainerName): from there it reaches the chain through /proc'"},

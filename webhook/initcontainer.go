@@ -116,9 +116,18 @@ func (in *injection) checkSubPathExpr(mount corev1.VolumeMount, target *corev1.C
 			strings.Join(targets, ", "), mount.SubPathExpr)
 		return &r
 	}
+	// The kubelet expands it again at every container start, from the pod
+	// as it is then: only values that cannot change after create expand the
+	// same for the writer and, later, the target.
+	if len(target.EnvFrom) > 0 {
+		r := in.refuse(ReasonSubPathExpr, "container %s mounts /tmp with subPathExpr %q and takes env from envFrom, which can change after guardchain-init expanded it",
+			target.Name, mount.SubPathExpr)
+		return &r
+	}
 	for _, e := range target.Env {
-		if e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil {
-			r := in.refuse(ReasonSubPathExpr, "container %s mounts /tmp with subPathExpr %q and its %s comes from a resourceFieldRef, which guardchain-init would read from its own resources",
+		if e.ValueFrom != nil && (e.ValueFrom.FieldRef == nil || !slices.Contains(immutableFields, e.ValueFrom.FieldRef.FieldPath)) {
+			r := in.refuse(ReasonSubPathExpr, "container %s mounts /tmp with subPathExpr %q and its %s comes from a source that can change after guardchain-init expanded it, "+
+				"or that reads the container's own resources; use literal values or the pod's name, namespace or uid",
 				target.Name, mount.SubPathExpr, e.Name)
 			return &r
 		}
@@ -143,6 +152,10 @@ func (in *injection) checkSubPathExpr(mount corev1.VolumeMount, target *corev1.C
 	}
 	return nil
 }
+
+// immutableFields are the pod fields a fieldRef may read for a /tmp
+// subPathExpr: they cannot change after create.
+var immutableFields = []string{"metadata.name", "metadata.namespace", "metadata.uid", "spec.serviceAccountName"}
 
 // expansionEnv is what guardchain-init needs to expand the target's /tmp
 // subPathExpr as the target does: the target's env (but its GUARDCHAIN_*

@@ -38,6 +38,11 @@ func uncleanMount(spec *corev1.PodSpec) (container, mountPath string) {
 					return cs[i].Name, m.MountPath
 				}
 			}
+			for _, d := range cs[i].VolumeDevices {
+				if !CleanMountPath(d.DevicePath) {
+					return cs[i].Name, d.DevicePath
+				}
+			}
 		}
 	}
 	for i := range spec.EphemeralContainers {
@@ -97,6 +102,12 @@ func (in *injection) tmpVolume(targets []string) (volume string, mount corev1.Vo
 	found := ""
 	for _, t := range targets {
 		c := containerByName(&in.pod.Spec, t)
+		for _, d := range c.VolumeDevices {
+			if p := KubeletPath(d.DevicePath); p == TmpPath || strings.HasPrefix(p, TmpPath+"/") {
+				r := in.refuse(ReasonChainShadowed, "container %s has device %s at %s, in the guard chain's /tmp", t, d.Name, d.DevicePath)
+				return "", mount, from, &r
+			}
+		}
 		for _, m := range c.VolumeMounts {
 			if strings.HasPrefix(KubeletPath(m.MountPath), TmpPath+"/"+guards.StagedPrefix) {
 				r := in.refuse(ReasonChainShadowed, "container %s mounts volume %s at %s, over the guard chain's files", t, m.Name, m.MountPath)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -553,6 +554,85 @@ func TestControlPlaneThirdReviewFindingsAreRefused(t *testing.T) {
 		_, err = clientset.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, p.Name, p, metav1.UpdateOptions{})
 		if err == nil || !strings.Contains(err.Error(), "no ephemeral container in a pod that shares its process namespace") {
 			t.Errorf("ephemeral container: %v, want a refusal", err)
+		}
+	})
+}
+
+// What a fourth look got through, each refused now: marks removed by an
+// UPDATE to take the pod out of the checks, a subPathExpr from a value that
+// can change after create, the audit passing ephemeral containers, and a
+// block device in a target's /tmp.
+func TestControlPlaneFourthReviewFindingsAreRefused(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t, "")
+	ns := namespace(t, "openshell", nil)
+	enforce(t, cfg, []string{ns})
+	pol, _ := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{Registration: webhook.RegistrationOptions{Name: "judge"}, Repositories: testRepos})
+	judge, err := audit.NewJudge(pol.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	debugger := corev1.EphemeralContainer{TargetContainerName: "agent", EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+		Name: "debugger", Image: "busybox:1.37", TerminationMessagePolicy: corev1.TerminationMessageReadFile, ImagePullPolicy: corev1.PullIfNotPresent}}
+	t.Run("marks removed, then a debugger and new images", func(t *testing.T) {
+		p, err := clientset.CoreV1().Pods(ns).Create(ctx, webhook.Inject(agentPod("stripped"), cfg).Pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		delete(p.Annotations, webhook.SandboxIDAnnotation)
+		if p, err = clientset.CoreV1().Pods(ns).Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+			t.Fatalf("removing the marks: %v", err)
+		}
+		p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, debugger)
+		if _, err := clientset.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, p.Name, p, metav1.UpdateOptions{}); err == nil {
+			t.Error("a debugger in a target's process namespace admitted once the marks were gone")
+		}
+		p.Spec.EphemeralContainers = nil
+		p.Spec.Containers[0].Image = "attacker.example/agent:1"
+		if _, err := clientset.CoreV1().Pods(ns).Update(ctx, p, metav1.UpdateOptions{}); err == nil {
+			t.Error("a new agent image admitted once the marks were gone")
+		}
+		if !(audit.Reference{Judge: judge}).Targeted(p) {
+			t.Error("the audit no longer looks at the pod once its marks are gone")
+		}
+	})
+	t.Run("the audit judges ephemeral containers", func(t *testing.T) {
+		p := webhook.Inject(agentPod("debugged"), cfg).Pod
+		p.Namespace = ns
+		p.Spec.EphemeralContainers = []corev1.EphemeralContainer{debugger}
+		if probs, err := judge.Problems(p); err != nil || len(probs) == 0 {
+			t.Errorf("audit: %v %v, want a debugger in a target's process namespace judged unguarded", probs, err)
+		}
+	})
+	t.Run("a hand-written subPathExpr from an annotation", func(t *testing.T) {
+		p := agentPod("annotated-subpath")
+		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/tmp", SubPathExpr: "$(D)"}}
+		addVolume(p, "scratch", emptyDir)
+		p = webhook.Inject(p, cfg).Pod
+		fromAnnotation := corev1.EnvVar{Name: "D", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['d']"}}}
+		p.Spec.Containers[0].Env = append(p.Spec.Containers[0].Env, fromAnnotation)
+		w := writerOf(p)
+		w.Env = append([]corev1.EnvVar{fromAnnotation}, w.Env...)
+		p.Namespace = ns
+		if _, err := dryRunCreate(ns, p); err == nil || !strings.Contains(err.Error(), "does not have the configured settings") {
+			t.Errorf("policy: %v, want a refusal", err)
+		}
+		if probs, _ := judge.Problems(p); len(probs) == 0 {
+			t.Error("audit: judged guarded")
+		}
+	})
+	t.Run("a hand-written block device over a chain file", func(t *testing.T) {
+		p := webhook.Inject(agentPod("device"), cfg).Pod
+		p.Spec.Containers[0].VolumeDevices = []corev1.VolumeDevice{{Name: "blk", DevicePath: "/tmp/nemoclaw-sandbox-safety-net.js"}}
+		addVolume(p, "blk", corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{VolumeClaimTemplate: &corev1.PersistentVolumeClaimTemplate{
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, VolumeMode: ptr.To(corev1.PersistentVolumeBlock),
+				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}}})
+		p.Namespace = ns
+		if _, err := dryRunCreate(ns, p); err == nil || !strings.Contains(err.Error(), "does not mount at /tmp") {
+			t.Errorf("policy: %v, want a refusal", err)
+		}
+		if probs, _ := judge.Problems(p); len(probs) == 0 {
+			t.Error("audit: judged guarded")
 		}
 	})
 }
