@@ -297,9 +297,17 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 					"(has(variables.targets[0].env) ? variables.targets[0].env.filter(e, !e.name.startsWith('GUARDCHAIN_')) : []) && "+
 					"!has(%[1]s.envFrom) && !has(variables.targets[0].envFrom) && "+
 					"variables.writerEnv.all(e, e.name.startsWith('GUARDCHAIN_') || !has(e.valueFrom) || "+
-					"(has(e.valueFrom.fieldRef) && e.valueFrom.fieldRef.fieldPath in ['metadata.name', 'metadata.namespace', 'metadata.uid', 'spec.serviceAccountName']))) : "+
+					"(has(e.valueFrom.fieldRef) && e.valueFrom.fieldRef.fieldPath in "+celList(immutableFields)+"))) : "+
 					"(variables.writerEnv.all(e, e.name.startsWith('GUARDCHAIN_')) && !has(%[1]s.envFrom)))", w),
 				"variables.writerTmp.all(m, !has(m.subPathExpr) || !m.subPathExpr.contains('$(GUARDCHAIN_'))",
+				// A /tmp subPathExpr is a literal, or exactly one variable the
+				// target declares as a literal without references (anything
+				// else may take a Service link's value, which changes after
+				// create) or from the pod's fields that cannot change.
+				fmt.Sprintf("variables.writerTmp.all(m, !has(m.subPathExpr) || !m.subPathExpr.contains('$(') || (size(variables.targets) == 1 && has(variables.targets[0].env) && "+
+					"variables.targets[0].env.exists(e, '$(' + e.name + ')' == m.subPathExpr) && "+
+					"variables.targets[0].env.filter(e, '$(' + e.name + ')' == m.subPathExpr).all(e, (!has(e.valueFrom) && !(has(e.value) && e.value.contains('$('))) || "+
+					"(has(e.valueFrom) && has(e.valueFrom.fieldRef) && e.valueFrom.fieldRef.fieldPath in %s))))", celList(immutableFields)),
 				"variables.writerMode != 'not-allowed'",
 				"variables.writerEnv.all(e, e.name.startsWith('GUARDCHAIN_') || ((!has(e.value) || !e.value.contains('$(GUARDCHAIN_')) && " +
 					"!(has(e.valueFrom) && has(e.valueFrom.resourceFieldRef))))",
@@ -374,10 +382,11 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				Message: "guardchain: an ephemeral container in a pod that shares its process namespace",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': no ephemeral container in a pod that shares its process namespace (shareProcessNamespace, hostPID): " +
 					"from there it reaches the chain through /proc'"},
-			{Expression: "!variables.ephemerals.exists(c, has(c.targetContainerName) && c.targetContainerName in variables.targetNames)", Reason: forbidden,
+			{Expression: "!variables.ephemerals.exists(c, has(c.targetContainerName) && (c.targetContainerName in variables.targetNames || " +
+				"variables.inits.exists(i, i.name == c.targetContainerName)))", Reason: forbidden,
 				Message: "guardchain: an ephemeral container targets a target container",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': an ephemeral container may not share the process namespace of ' + " +
-					"variables.targetNames.join(', ') + ' (targetContainerName): from there it reaches the chain through /proc'"},
+					"variables.targetNames.join(', ') + ' or of an init container (targetContainerName): from there it reaches the chain through /proc'"},
 			{Expression: "variables.creating || variables.images == " + images("oldObject"), Reason: forbidden,
 				Message: "guardchain: an update changes the image of a guardchain or target container",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': an update may not change the images of guardchain-init, guardchain-bin or a target " +

@@ -132,6 +132,29 @@ func (in *injection) checkSubPathExpr(mount corev1.VolumeMount, target *corev1.C
 			return &r
 		}
 	}
+	// A literal, or exactly $(NAME) for a variable the target declares as a
+	// literal without references or from an immutable field: any other
+	// reference may take a Service link's value (the kubelet adds them to
+	// every container's env), which changes when Services do.
+	if strings.Contains(mount.SubPathExpr, "$(") {
+		m := envRef.FindStringSubmatch(mount.SubPathExpr)
+		declared := false
+		for _, e := range target.Env {
+			if m != nil && mount.SubPathExpr == m[0] && e.Name == m[1] {
+				declared = true
+				if e.ValueFrom == nil && strings.Contains(e.Value, "$(") {
+					declared = false
+					break
+				}
+			}
+		}
+		if !declared {
+			r := in.refuse(ReasonSubPathExpr, "container %s mounts /tmp with subPathExpr %q: write it as one $(NAME) of a variable the container declares, "+
+				"with a literal value or the pod's name, namespace or uid; other references may expand to a Service's address, which changes",
+				target.Name, mount.SubPathExpr)
+			return &r
+		}
+	}
 	env, _ := referencedEnv(target, mount.SubPathExpr)
 	names := map[string]bool{}
 	for _, m := range envRef.FindAllStringSubmatch(mount.SubPathExpr, -1) {

@@ -606,13 +606,18 @@ func TestControlPlaneFourthReviewFindingsAreRefused(t *testing.T) {
 	})
 	t.Run("a hand-written subPathExpr from an annotation", func(t *testing.T) {
 		p := agentPod("annotated-subpath")
+		p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "D", Value: "a"}}
 		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/tmp", SubPathExpr: "$(D)"}}
 		addVolume(p, "scratch", emptyDir)
 		p = webhook.Inject(p, cfg).Pod
 		fromAnnotation := corev1.EnvVar{Name: "D", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['d']"}}}
-		p.Spec.Containers[0].Env = append(p.Spec.Containers[0].Env, fromAnnotation)
+		p.Spec.Containers[0].Env = []corev1.EnvVar{fromAnnotation}
 		w := writerOf(p)
-		w.Env = append([]corev1.EnvVar{fromAnnotation}, w.Env...)
+		for i := range w.Env {
+			if w.Env[i].Name == "D" {
+				w.Env[i] = fromAnnotation
+			}
+		}
 		p.Namespace = ns
 		if _, err := dryRunCreate(ns, p); err == nil || !strings.Contains(err.Error(), "does not have the configured settings") {
 			t.Errorf("policy: %v, want a refusal", err)
@@ -635,4 +640,68 @@ func TestControlPlaneFourthReviewFindingsAreRefused(t *testing.T) {
 			t.Error("audit: judged guarded")
 		}
 	})
+}
+
+// What a fifth look got through, each refused now: a debugger in an init
+// container's process namespace, and a /tmp subPathExpr naming a variable
+// the pod does not declare (the kubelet fills Service links in).
+func TestControlPlaneFifthReviewFindingsAreRefused(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t, "")
+	ns := namespace(t, "openshell", nil)
+	webhooked := namespace(t, "openshell", nil)
+	register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{webhooked}})
+	enforce(t, cfg, []string{ns, webhooked})
+	pol, _ := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{Registration: webhook.RegistrationOptions{Name: "judge"}, Repositories: testRepos})
+	judge, err := audit.NewJudge(pol.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{webhook.InitContainerName, webhook.BinContainerName} {
+		t.Run("a debugger in "+target+"'s process namespace", func(t *testing.T) {
+			p, err := clientset.CoreV1().Pods(ns).Create(ctx, webhook.Inject(agentPod("dbg-"+target), cfg).Pod, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{TargetContainerName: target, EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+				Name: "debugger", Image: "busybox:1.37", TerminationMessagePolicy: corev1.TerminationMessageReadFile, ImagePullPolicy: corev1.PullIfNotPresent}}}
+			if _, err := clientset.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, p.Name, p, metav1.UpdateOptions{}); err == nil ||
+				!strings.Contains(err.Error(), "or of an init container") {
+				t.Errorf("ephemeral container: %v, want a refusal", err)
+			}
+			if probs, _ := judge.Problems(p); len(probs) == 0 {
+				t.Error("audit: judged guarded")
+			}
+		})
+	}
+	for _, expr := range []string{"d$(GCPROBE_SERVICE_HOST)", "$(KUBERNETES_SERVICE_HOST)", "$(D)-x"} {
+		t.Run("a /tmp subPathExpr "+expr, func(t *testing.T) {
+			p := agentPod("servicelink")
+			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "D", Value: "a"}}
+			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/tmp", SubPathExpr: expr}}
+			addVolume(p, "scratch", emptyDir)
+			if _, err := dryRunCreate(webhooked, p.DeepCopy()); err == nil || !strings.Contains(err.Error(), "write it as one $(NAME)") {
+				t.Errorf("webhook: %v, want a refusal", err)
+			}
+			// Written by hand as the webhook renders a subPathExpr pod.
+			q := agentPod("servicelink")
+			q.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "D", Value: "a"}}
+			q.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/tmp", SubPathExpr: "$(D)"}}
+			addVolume(q, "scratch", emptyDir)
+			q = webhook.Inject(q, cfg).Pod
+			q.Spec.Containers[0].VolumeMounts[0].SubPathExpr = expr
+			for i := range writerOf(q).VolumeMounts {
+				if writerOf(q).VolumeMounts[i].MountPath == "/tmp" {
+					writerOf(q).VolumeMounts[i].SubPathExpr = expr
+				}
+			}
+			q.Namespace = ns
+			if _, err := dryRunCreate(ns, q); err == nil || !strings.Contains(err.Error(), "does not have the configured settings") {
+				t.Errorf("policy: %v, want a refusal", err)
+			}
+			if probs, _ := judge.Problems(q); len(probs) == 0 {
+				t.Error("audit: judged guarded")
+			}
+		})
+	}
 }
