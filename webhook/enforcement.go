@@ -165,6 +165,11 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 		return fmt.Sprintf("(size(variables.writerEnv.filter(e, e.name == '%[1]s')) == 1 && "+
 			"variables.writerEnv.exists(e, e.name == '%[1]s' && !has(e.valueFrom) && (has(e.value) ? e.value : '') == %[2]s))", name, want)
 	}
+	// once is a writer variable set once, literally, to any value.
+	once := func(name string) string {
+		return fmt.Sprintf("(size(variables.writerEnv.filter(e, e.name == '%[1]s')) == 1 && "+
+			"variables.writerEnv.exists(e, e.name == '%[1]s' && !has(e.valueFrom)))", name)
+	}
 	w, b := "variables.writers[0]", "variables.bins[0]"
 	own := fmt.Sprintf("c.name == '%s' || c.name == '%s'", InitContainerName, BinContainerName)
 	// images are a pod's guardchain and target containers' images, which a
@@ -275,11 +280,16 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				env("GUARDCHAIN_SOURCE", "variables.source"),
 				fmt.Sprintf("(variables.source == '%s' ? size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_PRELOADS_DIR')) == 0 : %s)",
 					SourceEmbedded, env("GUARDCHAIN_PRELOADS_DIR", p.preloadsDir)),
-				env("GUARDCHAIN_PROXY_HOST", p.proxyHost),
-				env("GUARDCHAIN_PROXY_PORT", p.proxyPort),
 				env("GUARDCHAIN_REQUIRE", p.require),
-				env("GUARDCHAIN_CACHE_REDIRECTS", p.cacheRedirects),
-				env("GUARDCHAIN_GIT_SSL_CAINFO", p.gitSSLCAInfo),
+				// Where proxy-env.sh points the proxy and the caches shapes
+				// the sandbox's environment, not which guards load (egress is
+				// the network policy's to enforce): set once, as a literal,
+				// but not pinned to the config, so that while an upgrade
+				// changes them, pods the previous replicas inject still pass.
+				once("GUARDCHAIN_PROXY_HOST"),
+				once("GUARDCHAIN_PROXY_PORT"),
+				once("GUARDCHAIN_CACHE_REDIRECTS"),
+				once("GUARDCHAIN_GIT_SSL_CAINFO"),
 				env("GUARDCHAIN_TERMINATION_LOG", "'/dev/termination-log'"),
 				fmt.Sprintf("(size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_OWNERSHIP')) == 1 && variables.writerEnv.exists(e, e.name == 'GUARDCHAIN_OWNERSHIP' && "+
 					"!has(e.valueFrom) && has(e.value) && e.value.matches('^(root|uid:[0-9]+(:[0-9]+)?)$') && (%[1]s == '' || e.value == %[1]s)))", p.ownership),

@@ -177,8 +177,8 @@ func attacks(source string) []attack {
 			w.Env = append(w.Env, e)
 		}})
 	}
-	for _, kv := range [][2]string{{"GUARDCHAIN_REQUIRE", "none"}, {"GUARDCHAIN_REQUIRE", "safety-net"}, {"GUARDCHAIN_CACHE_REDIRECTS", "none"},
-		{"GUARDCHAIN_PROXY_PORT", "8080"}, {"GUARDCHAIN_TERMINATION_LOG", "/tmp/log"}, {"GUARDCHAIN_OWNERSHIP", "nobody"}} {
+	for _, kv := range [][2]string{{"GUARDCHAIN_REQUIRE", "none"}, {"GUARDCHAIN_REQUIRE", "safety-net"}, {"GUARDCHAIN_DIR", "/var/tmp"},
+		{"GUARDCHAIN_TERMINATION_LOG", "/tmp/log"}, {"GUARDCHAIN_OWNERSHIP", "nobody"}} {
 		out = append(out, attack{"writer env " + kv[0] + " set to " + kv[1], settings, func(p *corev1.Pod) { setEnv(writerOf(p), kv[0], kv[1]) }})
 	}
 	out = append(out,
