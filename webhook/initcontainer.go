@@ -155,17 +155,7 @@ func (in *injection) checkSubPathExpr(mount corev1.VolumeMount, target *corev1.C
 			return &r
 		}
 	}
-	env, _ := referencedEnv(target, mount.SubPathExpr)
-	names := map[string]bool{}
-	for _, m := range envRef.FindAllStringSubmatch(mount.SubPathExpr, -1) {
-		names[m[1]] = true
-	}
-	for _, e := range env {
-		names[e.Name] = true
-		for _, m := range envRef.FindAllStringSubmatch(e.Value, -1) {
-			names[m[1]] = true
-		}
-	}
+	names := referencedNames(target, mount.SubPathExpr)
 	for n := range names {
 		if strings.HasPrefix(n, "GUARDCHAIN_") {
 			r := in.refuse(ReasonSubPathExpr, "container %s mounts /tmp with subPathExpr %q, which names %s, a variable guardchain-init sets for itself",
@@ -196,10 +186,9 @@ func expansionEnv(target *corev1.Container) (env []corev1.EnvVar, envFrom []core
 	return env, envFrom
 }
 
-// referencedEnv is the target's env that expr names as $(VAR), and what
-// those name in turn, in the target's order; fromSources says that some name
-// is not in env, so may come from the target's envFrom.
-func referencedEnv(c *corev1.Container, expr string) (env []corev1.EnvVar, fromSources bool) {
+// referencedNames are the variables expr names as $(VAR), and what the
+// target's env entries of those names name in turn.
+func referencedNames(c *corev1.Container, expr string) map[string]bool {
 	want := map[string]bool{}
 	pending := []string{expr}
 	for len(pending) > 0 {
@@ -217,13 +206,7 @@ func referencedEnv(c *corev1.Container, expr string) (env []corev1.EnvVar, fromS
 			}
 		}
 	}
-	for _, e := range c.Env {
-		if want[e.Name] {
-			env = append(env, *e.DeepCopy())
-			delete(want, e.Name)
-		}
-	}
-	return env, len(want) > 0 && len(c.EnvFrom) > 0
+	return want
 }
 
 var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)`)

@@ -41,11 +41,7 @@ func TestControlPlaneAttacksAreRefusedByPolicyAuditAndWebhook(t *testing.T) {
 			// registration's cleanup probes for it to be dropped.
 			register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{webhooked}})
 			enforce(t, cfg, []string{policyOnly, webhooked})
-			pol, _ := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{Registration: webhook.RegistrationOptions{Name: "judge"}, Repositories: testRepos})
-			judge, err := audit.NewJudge(pol.Spec)
-			if err != nil {
-				t.Fatal(err)
-			}
+			judge := judgeOf(t, cfg)
 			injected := func() *corev1.Pod {
 				res := webhook.Inject(agentPod("attack"), cfg)
 				if res.Outcome != webhook.OutcomeInjected {
@@ -412,11 +408,7 @@ func TestControlPlaneReviewFindingsAreRefused(t *testing.T) {
 	cfg := testConfig(t, "ownership: root\nallowedOverrides: [containers, source]\n")
 	ns := namespace(t, "openshell", nil)
 	enforce(t, cfg, []string{ns})
-	pol, _ := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{Registration: webhook.RegistrationOptions{Name: "judge"}, Repositories: testRepos})
-	judge, err := audit.NewJudge(pol.Spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	judge := judgeOf(t, cfg)
 	refused := func(t *testing.T, p *corev1.Pod, want string) {
 		t.Helper()
 		p.Namespace = ns
@@ -478,11 +470,7 @@ func TestControlPlaneThirdReviewFindingsAreRefused(t *testing.T) {
 	webhooked := namespace(t, "openshell", nil)
 	register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{webhooked}})
 	enforce(t, cfg, []string{ns, webhooked})
-	pol, _ := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{Registration: webhook.RegistrationOptions{Name: "judge"}, Repositories: testRepos})
-	judge, err := audit.NewJudge(pol.Spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	judge := judgeOf(t, cfg)
 	// refused: by the policy and the audit, and, through the webhook,
 	// refused or (rendered anew) judged guarded.
 	refused := func(t *testing.T, p *corev1.Pod, want string) {
@@ -567,11 +555,7 @@ func TestControlPlaneFourthReviewFindingsAreRefused(t *testing.T) {
 	cfg := testConfig(t, "")
 	ns := namespace(t, "openshell", nil)
 	enforce(t, cfg, []string{ns})
-	pol, _ := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{Registration: webhook.RegistrationOptions{Name: "judge"}, Repositories: testRepos})
-	judge, err := audit.NewJudge(pol.Spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	judge := judgeOf(t, cfg)
 	debugger := corev1.EphemeralContainer{TargetContainerName: "agent", EphemeralContainerCommon: corev1.EphemeralContainerCommon{
 		Name: "debugger", Image: "busybox:1.37", TerminationMessagePolicy: corev1.TerminationMessageReadFile, ImagePullPolicy: corev1.PullIfNotPresent}}
 	t.Run("marks removed, then a debugger and new images", func(t *testing.T) {
@@ -652,11 +636,7 @@ func TestControlPlaneFifthReviewFindingsAreRefused(t *testing.T) {
 	webhooked := namespace(t, "openshell", nil)
 	register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{webhooked}})
 	enforce(t, cfg, []string{ns, webhooked})
-	pol, _ := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{Registration: webhook.RegistrationOptions{Name: "judge"}, Repositories: testRepos})
-	judge, err := audit.NewJudge(pol.Spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	judge := judgeOf(t, cfg)
 	for _, target := range []string{webhook.InitContainerName, webhook.BinContainerName} {
 		t.Run("a debugger in "+target+"'s process namespace", func(t *testing.T) {
 			p, err := clientset.CoreV1().Pods(ns).Create(ctx, webhook.Inject(agentPod("dbg-"+target), cfg).Pod, metav1.CreateOptions{})
@@ -704,4 +684,15 @@ func TestControlPlaneFifthReviewFindingsAreRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// judgeOf is the audit's judgment for cfg: the backstop's own expressions.
+func judgeOf(t *testing.T, cfg webhook.Config) *audit.Judge {
+	t.Helper()
+	pol, _ := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{Registration: webhook.RegistrationOptions{Name: "judge"}, Repositories: testRepos})
+	judge, err := audit.NewJudge(pol.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return judge
 }
