@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -48,7 +49,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fallback(w, r, body)
 		return
 	}
-	h.write(w, h.review(r.Context(), req, out))
+	resp := h.review(r.Context(), req, out)
+	// The answer carries the patch's bytes, which out holds: it is encoded
+	// into in, whose body nothing refers to any more.
+	h.write(w, resp, in)
 }
 
 var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -172,12 +176,20 @@ func (h *Handler) review(ctx context.Context, req *podRequest, patch *bytes.Buff
 	return resp
 }
 
-// write writes the answer as admission.Webhook does for a v1 review.
-func (h *Handler) write(w http.ResponseWriter, resp admission.Response) {
-	err := json.NewEncoder(w).Encode(admissionv1.AdmissionReview{
+// write writes the answer as admission.Webhook does for a v1 review (the
+// same bytes), encoded into buf first: with its length known, net/http
+// sends it in one write, where a body past its 2 KiB buffer would go out
+// chunked, in two TLS records and two system calls.
+func (h *Handler) write(w http.ResponseWriter, resp admission.Response, buf *bytes.Buffer) {
+	buf.Reset()
+	err := json.NewEncoder(buf).Encode(admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: reviewAPIVersion, Kind: reviewKind},
 		Response: &resp.AdmissionResponse,
 	})
+	if err == nil {
+		w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+		_, err = w.Write(buf.Bytes())
+	}
 	if err != nil {
 		// The connection broke: nothing more can be written to it.
 		h.Log.Error(err, "writing the admission response", "uid", string(resp.UID))
