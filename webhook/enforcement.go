@@ -111,13 +111,13 @@ func fixedOwnership(cfg Config) string {
 	return celString(cfg.Ownership)
 }
 
-// EnforcementPolicy builds the ValidatingAdmissionPolicy and its binding for cfg.
-func EnforcementPolicy(cfg Config, o EnforcementOptions) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
+// EnforcementPolicy builds the ValidatingAdmissionPolicy and its bindings
+// for cfg (see policyBindings).
+func EnforcementPolicy(cfg Config, o EnforcementOptions) (*admissionregistrationv1.ValidatingAdmissionPolicy, []*admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
 	reg := MutatingWebhookConfiguration(cfg, o.Registration).Webhooks[0]
 	p := goParams(cfg, o.Repositories)
 	spec := policySpec(p)
 	spec.MatchConstraints.NamespaceSelector = reg.NamespaceSelector
-	spec.MatchConstraints.ObjectSelector = reg.ObjectSelector
 	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicy"},
 		ObjectMeta: metav1.ObjectMeta{Name: o.Registration.Name},
@@ -127,15 +127,52 @@ func EnforcementPolicy(cfg Config, o EnforcementOptions) (*admissionregistration
 	if len(actions) == 0 {
 		actions = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}
 	}
-	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicyBinding"},
-		ObjectMeta: metav1.ObjectMeta{Name: o.Registration.Name},
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
-			PolicyName:        o.Registration.Name,
-			ValidationActions: actions,
-		},
+	var bindings []*admissionregistrationv1.ValidatingAdmissionPolicyBinding
+	for _, b := range policyBindings() {
+		mr := b.match.DeepCopy()
+		if b.objectSelector {
+			mr.ObjectSelector = reg.ObjectSelector
+		}
+		bindings = append(bindings, &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicyBinding"},
+			ObjectMeta: metav1.ObjectMeta{Name: o.Registration.Name + b.suffix},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+				PolicyName:        o.Registration.Name,
+				MatchResources:    mr,
+				ValidationActions: actions,
+			},
+		})
 	}
-	return policy, binding
+	return policy, bindings
+}
+
+// policyBinding is one binding of the policy: its name's suffix, what it
+// matches, and whether it takes the registration's objectSelector.
+type policyBinding struct {
+	suffix         string
+	match          admissionregistrationv1.MatchResources
+	objectSelector bool
+}
+
+// policyBindings: creates are judged where the webhook's objectSelector
+// selects pods; updates of a pod guardchain injected (the policy's match
+// conditions) whatever its labels say now, since the API server matches an
+// update only when the old or the new object has the selected labels, and
+// two updates would otherwise take a pod out of the checks.
+func policyBindings() []policyBinding {
+	rule := func(op admissionregistrationv1.OperationType, resources ...string) admissionregistrationv1.NamedRuleWithOperations {
+		return admissionregistrationv1.NamedRuleWithOperations{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+			Operations: []admissionregistrationv1.OperationType{op},
+			Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: resources,
+				Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
+		}}
+	}
+	return []policyBinding{
+		{suffix: "", objectSelector: true, match: admissionregistrationv1.MatchResources{
+			ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{rule(admissionregistrationv1.Create, "pods")}}},
+		{suffix: "-updates", match: admissionregistrationv1.MatchResources{
+			ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{rule(admissionregistrationv1.Update, "pods", "pods/ephemeralcontainers")}}},
+	}
 }
 
 // The GUARDCHAIN_* variables guardchain-init is given; no other may be set.
@@ -178,6 +215,16 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 	images := func(o string) string {
 		return fmt.Sprintf("(has(%[1]s.spec.initContainers) ? %[1]s.spec.initContainers : []).filter(c, %[2]s || c.name in variables.names).map(c, c.name + '=' + c.image) + "+
 			"%[1]s.spec.containers.filter(c, c.name in variables.names).map(c, c.name + '=' + c.image)", o, own)
+	}
+	// requests are the values of the annotations a pod may ask for its
+	// settings with: the judgment of a running pod (the audit) reads them
+	// as they are now, so an update may not change them.
+	requests := func(o string) string {
+		names := make([]string, len(allOverrides))
+		for i, ov := range allOverrides {
+			names[i] = annotationPrefix + string(ov)
+		}
+		return fmt.Sprintf("%[1]s.map(a, has(%[2]s.metadata.annotations) && a in %[2]s.metadata.annotations ? 'set ' + %[2]s.metadata.annotations[a] : 'unset')", celList(names), o)
 	}
 	forbidden := ptr.To(metav1.StatusReasonForbidden)
 	return admissionregistrationv1.ValidatingAdmissionPolicySpec{
@@ -235,9 +282,12 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				"(variables.inits[0].name == '%[2]s' && size(variables.inits) > 1 && variables.inits[1].name == '%[1]s'))", InitContainerName, BinContainerName)),
 			// Every mount path as the kubelet would leave it, so the
 			// comparisons below see what runc will mount.
+			// A target's termination message too: the kubelet mounts its
+			// file there.
 			v("unclean", fmt.Sprintf("(variables.inits + object.spec.containers).filter(c, (has(c.volumeMounts) && c.volumeMounts.exists(m, !%[1]s)) || "+
 				"(has(c.volumeDevices) && c.volumeDevices.exists(m, !%[2]s))).map(c, c.name) + "+
-				"variables.ephemerals.filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, !%[1]s)).map(c, c.name)", clean("m.mountPath"), clean("m.devicePath"))),
+				"variables.ephemerals.filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, !%[1]s)).map(c, c.name) + "+
+				"variables.targets.filter(c, has(c.terminationMessagePath) && !%[3]s).map(c, c.name)", clean("m.mountPath"), clean("m.devicePath"), clean("c.terminationMessagePath"))),
 			v("writerTmp", fmt.Sprintf("variables.first && has(%[1]s.volumeMounts) ? %[1]s.volumeMounts.filter(m, m.mountPath == '%[2]s') : []", w, TmpPath)),
 			v("chainVolume", "size(variables.writerTmp) == 1 ? variables.writerTmp[0].name : ''"),
 			// Each target mounts /tmp once, from the writer's volume and
@@ -247,7 +297,16 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				"(has(w.subPath) ? w.subPath : '') == (has(m.subPath) ? m.subPath : '') && "+
 				"(has(w.subPathExpr) ? w.subPathExpr : '') == (has(m.subPathExpr) ? m.subPathExpr : ''))) && "+
 				"!t.volumeMounts.exists(m, m.mountPath.startsWith('%[1]s/nemoclaw-')) && "+
-				"!(has(t.volumeDevices) && t.volumeDevices.exists(d, d.devicePath == '%[1]s' || d.devicePath.startsWith('%[1]s/'))))).map(t, t.name)", TmpPath)),
+				"!(has(t.volumeDevices) && t.volumeDevices.exists(d, d.devicePath == '%[1]s' || d.devicePath.startsWith('%[1]s/'))) && "+
+				"!(has(t.terminationMessagePath) && (t.terminationMessagePath == '%[1]s' || t.terminationMessagePath.startsWith('%[1]s/nemoclaw-'))))).map(t, t.name)", TmpPath)),
+			// Nothing a target mounts (its termination message file
+			// included) lies inside another of its mounts whose files a
+			// container can write: runc follows a symlink there.
+			v("fixedVolumes", "has(object.spec.volumes) ? object.spec.volumes.filter(v, has(v.configMap) || has(v.secret) || has(v.downwardAPI) || has(v.projected)).map(v, v.name) : []"),
+			v("nested", "variables.targets.filter(t, has(t.volumeMounts) && t.volumeMounts.exists(o, !(o.name in variables.fixedVolumes) && "+
+				"(t.volumeMounts.exists(m, m.mountPath.startsWith(o.mountPath + '/')) || "+
+				"(has(t.volumeDevices) && t.volumeDevices.exists(d, d.devicePath.startsWith(o.mountPath + '/'))) || "+
+				"(has(t.terminationMessagePath) && t.terminationMessagePath.startsWith(o.mountPath + '/'))))).map(t, t.name)"),
 			v("emptyDir", "variables.writerTmp.all(w, has(object.spec.volumes) && object.spec.volumes.exists(v, v.name == w.name && has(v.emptyDir)))"),
 			// No container but the targets and guardchain's own writes the
 			// chain's volume, or touches guardchain's binary.
@@ -345,6 +404,7 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				"object.spec.volumes.exists(v, v.name == '%[5]s' && has(v.emptyDir))))))",
 				w, SourceEmbedded, isRepo(w+".image"), BinPath, BinVolumeName, BinContainerName, isRepo(b+".image"), b, isRepo("v.image.reference"), p.configNames)),
 			v("images", images("object")),
+			v("requests", requests("object")),
 			// On update, pod containers cannot change, ephemeral ones
 			// can be added: none may write the chain's volume.
 			v("ephemeralShared", fmt.Sprintf("variables.ephemerals.filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, "+
@@ -358,14 +418,19 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			{Expression: "!variables.creating || (size(variables.unclean) == 0)", Reason: forbidden,
 				Message: "guardchain: a container mounts a volume at a path that is not clean and absolute",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': container ' + variables.unclean.join(', ') + " +
-					"' mounts a volume at a path that is not clean and absolute; the kubelet would clean it (tmp is /tmp): write it so'"},
+					"' mounts a volume (or its termination message) at a path that is not clean and absolute; the kubelet would clean it (tmp is /tmp): write it so'"},
 			{Expression: "!variables.creating || (variables.first && size(variables.writerTmp) == 1)", Reason: forbidden,
 				Message:           "guardchain: guardchain-init does not mount /tmp",
 				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': %s does not mount %s once'", InitContainerName, TmpPath)},
 			{Expression: "!variables.creating || (size(variables.unmounted) == 0)", Reason: forbidden,
 				Message: "guardchain: a target container does not mount at /tmp the volume guardchain-init writes",
 				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': container ' + variables.unmounted.join(', ') + "+
-					"' does not mount at %s the volume (and subPath) %s writes the guard chain into'", TmpPath, InitContainerName)},
+					"' does not mount at %s the volume (and subPath) %s writes the guard chain into, or has a mount, device or termination message over its files'", TmpPath, InitContainerName)},
+			{Expression: "!variables.creating || (size(variables.nested) == 0)", Reason: forbidden,
+				Message: "guardchain: a target container mounts something inside a volume a container can write",
+				MessageExpression: "'guardchain: pod ' + variables.pod + ': container ' + variables.nested.join(', ') + " +
+					"' mounts something (or its termination message) inside another of its volumes whose files a container can write: runc follows a symlink there, onto /tmp too; " +
+					"mount it elsewhere, or inside a configMap, secret, downwardAPI or projected volume only'"},
 			{Expression: "!variables.creating || (variables.emptyDir)", Reason: forbidden,
 				Message:           "guardchain: the chain's volume is not an emptyDir",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': the volume at /tmp is not an emptyDir'"},
@@ -401,6 +466,10 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				Message: "guardchain: an update changes the image of a guardchain or target container",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': an update may not change the images of guardchain-init, guardchain-bin or a target " +
 					"(init containers run again from them when the pod sandbox is recreated); recreate the pod instead'"},
+			{Expression: "variables.creating || variables.requests == " + requests("oldObject"), Reason: forbidden,
+				Message: "guardchain: an update changes an annotation that chose the pod's guard chain settings",
+				MessageExpression: "'guardchain: pod ' + variables.pod + ': an update may not change the guardchain.dev/ annotations that chose its guard chain settings " +
+					"(the pod runs what they said at create); recreate the pod instead'"},
 		},
 	}
 }

@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"fmt"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"os"
 	"strings"
 	"testing"
@@ -69,19 +71,21 @@ spec:
   failurePolicy: %s
   matchConstraints:
     {{- include "guardchain.namespaceSelector" . | nindent 4 }}
-    objectSelector:
-      {{- toYaml .Values.webhook.objectSelector | nindent 6 }}
     matchPolicy: %s
     resourceRules:
 `, *spec.FailurePolicy, *spec.MatchConstraints.MatchPolicy)
-	for _, r := range spec.MatchConstraints.ResourceRules {
-		ops := make([]string, len(r.Operations))
-		for i, o := range r.Operations {
-			ops[i] = string(o)
+	// rules writes resource rules at an indent.
+	rules := func(indent string, rs []admissionregistrationv1.NamedRuleWithOperations) {
+		for _, r := range rs {
+			ops := make([]string, len(r.Operations))
+			for i, o := range r.Operations {
+				ops[i] = string(o)
+			}
+			w("%[1]s- operations: [%[2]s]\n%[1]s  apiGroups: [\"%[3]s\"]\n%[1]s  apiVersions: [%[4]s]\n%[1]s  resources: [%[5]s]\n%[1]s  scope: %[6]s\n",
+				indent, strings.Join(ops, ", "), strings.Join(r.APIGroups, `", "`), strings.Join(r.APIVersions, ", "), strings.Join(r.Resources, ", "), *r.Scope)
 		}
-		w("    - operations: [%s]\n      apiGroups: [\"%s\"]\n      apiVersions: [%s]\n      resources: [%s]\n      scope: %s\n",
-			strings.Join(ops, ", "), strings.Join(r.APIGroups, `", "`), strings.Join(r.APIVersions, ", "), strings.Join(r.Resources, ", "), *r.Scope)
 	}
+	rules("    ", spec.MatchConstraints.ResourceRules)
 	w("  matchConditions:\n")
 	for _, c := range spec.MatchConditions {
 		q, err := quoted(c.Expression)
@@ -114,22 +118,31 @@ spec:
 		}
 		w("  - expression: %s\n    reason: %s\n    message: %s\n    messageExpression: %s\n", e, *v.Reason, m, me)
 	}
-	w(`---
+	for _, pb := range policyBindings() {
+		w(`---
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicyBinding
 metadata:
-  name: {{ $name }}
+  name: {{ $name }}%s
   labels:
     {{- include "guardchain.labels" . | nindent 4 }}
 spec:
   policyName: {{ $name }}
-  {{- if eq $action "Deny" }}
+  matchResources:
+`, pb.suffix)
+		if pb.objectSelector {
+			w("    objectSelector:\n      {{- toYaml .Values.webhook.objectSelector | nindent 6 }}\n")
+		}
+		w("    resourceRules:\n")
+		rules("    ", pb.match.ResourceRules)
+		w(`  {{- if eq $action "Deny" }}
   validationActions: [Deny]
   {{- else }}
   validationActions: [Warn, Audit]
   {{- end }}
-{{- end }}
 `)
+	}
+	w("{{- end }}\n")
 	return b.String(), nil
 }
 

@@ -90,6 +90,7 @@ const (
 	ReasonChainVolumeShared  Reason = "chain-volume-shared"
 	ReasonContainerNameTaken Reason = "container-name-taken"
 	ReasonSubPathExpr        Reason = "subpath-expr-differs"
+	ReasonMountNested        Reason = "mount-nested"
 )
 
 // Note is one reason with its human sentence.
@@ -241,9 +242,22 @@ func (in *injection) run() Result {
 		return in.refuse(ReasonMountPathNotClean, "container %s mounts a volume at %q, which the kubelet reads as %q; write mount paths clean and absolute",
 			c, p, KubeletPath(p))
 	}
+	// The kubelet mounts a target's termination message file too.
+	for _, t := range targets {
+		if p := terminationPath(containerByName(&in.pod.Spec, t)); !CleanMountPath(p) {
+			return in.refuse(ReasonMountPathNotClean, "container %s writes its termination message at %q, which the kubelet mounts at %q; write it clean and absolute",
+				t, p, KubeletPath(p))
+		}
+	}
 	volume, mount, from, res := in.tmpVolume(targets)
 	if res != nil {
 		return *res
+	}
+	for _, t := range targets {
+		if inner, outer := nestedMount(&in.pod.Spec, containerByName(&in.pod.Spec, t), volume); inner != "" {
+			return in.refuse(ReasonMountNested, "container %s mounts %s inside volume %s at %s, whose files a container can write: runc follows a symlink there "+
+				"(onto /tmp too); mount it elsewhere, or inside a configMap, secret, downwardAPI or projected volume only", t, inner, outer.Name, outer.MountPath)
+		}
 	}
 	for _, c := range in.pod.Spec.Containers {
 		if IsOwnInitContainer(c.Name) {

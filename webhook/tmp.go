@@ -108,6 +108,10 @@ func (in *injection) tmpVolume(targets []string) (volume string, mount corev1.Vo
 				return "", mount, from, &r
 			}
 		}
+		if p := KubeletPath(terminationPath(c)); p == TmpPath || strings.HasPrefix(p, TmpPath+"/"+guards.StagedPrefix) {
+			r := in.refuse(ReasonChainShadowed, "container %s has its termination message at %s, where the kubelet mounts a file over the guard chain's", t, c.TerminationMessagePath)
+			return "", mount, from, &r
+		}
 		for _, m := range c.VolumeMounts {
 			if strings.HasPrefix(KubeletPath(m.MountPath), TmpPath+"/"+guards.StagedPrefix) {
 				r := in.refuse(ReasonChainShadowed, "container %s mounts volume %s at %s, over the guard chain's files", t, m.Name, m.MountPath)
@@ -252,4 +256,55 @@ func ensureTmpMount(c *corev1.Container, m corev1.VolumeMount) bool {
 	}
 	c.VolumeMounts = append(c.VolumeMounts, m)
 	return true
+}
+
+// terminationPath is where the kubelet mounts c's termination message file
+// (the API server's default when unset).
+func terminationPath(c *corev1.Container) string {
+	if c.TerminationMessagePath == "" {
+		return corev1.TerminationMessagePathDefault
+	}
+	return c.TerminationMessagePath
+}
+
+// fixedContent reports whether only the kubelet writes v's files, with no
+// symlink that leads out of it: a configMap, secret, downwardAPI or
+// projected volume.
+func fixedContent(v *corev1.Volume) bool {
+	return v != nil && (v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil)
+}
+
+// nestedMount finds in target c (with the chain's volume at /tmp) a mount,
+// device or termination message inside another of its mounts whose volume
+// a container can write (any but fixedContent ones, the chain's too). runc
+// follows symlinks when it resolves a mount's destination, through the
+// volumes it mounted before (containerd mounts the shallower first), so a
+// symlink an earlier container left there moves the inner mount anywhere:
+// over /tmp too. Paths are clean here (uncleanMount).
+func nestedMount(spec *corev1.PodSpec, c *corev1.Container, chainVolume string) (inner string, outer corev1.VolumeMount) {
+	mounts := c.VolumeMounts
+	if !slices.ContainsFunc(mounts, func(m corev1.VolumeMount) bool { return m.MountPath == TmpPath }) {
+		mounts = append(slices.Clip(mounts), corev1.VolumeMount{Name: chainVolume, MountPath: TmpPath})
+	}
+	paths := make([]string, 0, len(mounts)+len(c.VolumeDevices)+1)
+	for _, m := range mounts {
+		paths = append(paths, m.MountPath)
+	}
+	for _, d := range c.VolumeDevices {
+		paths = append(paths, d.DevicePath)
+	}
+	paths = append(paths, terminationPath(c))
+	for _, o := range mounts {
+		if fixedContent(volumeByName(spec, o.Name)) {
+			continue
+		}
+		for _, p := range paths {
+			// As the backstop compares them: a volume at / (which runc
+			// refuses anyway) holds nothing.
+			if strings.HasPrefix(p, o.MountPath+"/") {
+				return p, o
+			}
+		}
+	}
+	return "", corev1.VolumeMount{}
 }

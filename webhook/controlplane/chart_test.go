@@ -485,22 +485,35 @@ func checkEnforcement(t *testing.T, objs []*unstructured.Unstructured, cfg webho
 	wantPol, wantBind := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{Registration: tc.reg,
 		Repositories: append([]string{values.InitImage.Repository}, values.Enforcement.ExtraRepositories...), Actions: tc.action})
 	var gotPol admissionregistrationv1.ValidatingAdmissionPolicy
-	var gotBind admissionregistrationv1.ValidatingAdmissionPolicyBinding
-	for _, o := range []struct {
-		kind string
-		into any
-	}{{"ValidatingAdmissionPolicy", &gotPol}, {"ValidatingAdmissionPolicyBinding", &gotBind}} {
-		u := find(objs, o.kind, releaseName)
-		if u == nil {
-			t.Fatalf("no %s", o.kind)
-		}
-		into(t, u, o.into)
+	u := find(objs, "ValidatingAdmissionPolicy", releaseName)
+	if u == nil {
+		t.Fatal("no ValidatingAdmissionPolicy")
 	}
+	into(t, u, &gotPol)
 	if diff := cmp.Diff(wantPol, &gotPol, ignoreMeta); diff != "" {
 		t.Errorf("chart's ValidatingAdmissionPolicy differs from Go's (-go +chart):\n%s", diff)
 	}
-	if diff := cmp.Diff(wantBind, &gotBind, ignoreMeta); diff != "" {
-		t.Errorf("chart's ValidatingAdmissionPolicyBinding differs from Go's (-go +chart):\n%s", diff)
+	n := 0
+	for _, o := range objs {
+		if name, _, _ := unstructured.NestedString(o.Object, "spec", "policyName"); o.GetKind() == "ValidatingAdmissionPolicyBinding" && name == releaseName {
+			n++
+		}
+	}
+	if n != len(wantBind) {
+		t.Errorf("the chart binds the backstop %d times, Go %d", n, len(wantBind))
+	}
+	for _, want := range wantBind {
+		name := want.Name
+		u := find(objs, "ValidatingAdmissionPolicyBinding", name)
+		if u == nil {
+			t.Errorf("no ValidatingAdmissionPolicyBinding %s", name)
+			continue
+		}
+		var got admissionregistrationv1.ValidatingAdmissionPolicyBinding
+		into(t, u, &got)
+		if diff := cmp.Diff(want, &got, ignoreMeta); diff != "" {
+			t.Errorf("chart's ValidatingAdmissionPolicyBinding %s differs from Go's (-go +chart):\n%s", name, diff)
+		}
 	}
 }
 

@@ -29,22 +29,40 @@ var testRepos = []string{"registry.local/guardchain/initguards", "ghcr.io/guardc
 // selects, a bare sandbox pod (dry run) is refused, or warned about.
 func enforce(t testing.TB, cfg webhook.Config, namespaces []string, actions ...admissionregistrationv1.ValidationAction) {
 	t.Helper()
+	enforceSelected(t, cfg, namespaces, nil, actions...)
+}
+
+// enforceSelected is enforce with the registration's objectSelector: the
+// probe pods carry its matchLabels.
+func enforceSelected(t testing.TB, cfg webhook.Config, namespaces []string, sel *metav1.LabelSelector, actions ...admissionregistrationv1.ValidationAction) {
+	t.Helper()
 	name := "guardchain-" + rand.String(6)
 	probe := namespace(t, "policy-probe", nil)
 	namespaces = append([]string{probe}, namespaces...)
 	pol, bind := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{
-		Registration: webhook.RegistrationOptions{Name: name, Namespaces: namespaces, ReleaseNamespace: "guardchain-system"},
+		Registration: webhook.RegistrationOptions{Name: name, Namespaces: namespaces, ReleaseNamespace: "guardchain-system", ObjectSelector: sel},
 		Repositories: testRepos, Actions: actions})
+	forged := func(cfg webhook.Config) *corev1.Pod {
+		p := forged(cfg)
+		if sel != nil {
+			p.Labels = sel.MatchLabels
+		}
+		return p
+	}
 	ctx := context.Background()
 	api := clientset.AdmissionregistrationV1()
 	if _, err := api.ValidatingAdmissionPolicies().Create(ctx, pol, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating the policy: %v", err)
 	}
-	if _, err := api.ValidatingAdmissionPolicyBindings().Create(ctx, bind, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating the binding: %v", err)
+	for _, b := range bind {
+		if _, err := api.ValidatingAdmissionPolicyBindings().Create(ctx, b, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("creating the binding %s: %v", b.Name, err)
+		}
 	}
 	t.Cleanup(func() {
-		_ = api.ValidatingAdmissionPolicyBindings().Delete(context.Background(), name, metav1.DeleteOptions{})
+		for _, b := range bind {
+			_ = api.ValidatingAdmissionPolicyBindings().Delete(context.Background(), b.Name, metav1.DeleteOptions{})
+		}
 		_ = api.ValidatingAdmissionPolicies().Delete(context.Background(), name, metav1.DeleteOptions{})
 		waitFor(t, "the policy to be dropped", func() error {
 			_, err := dryRunCreate(namespaces[0], forged(cfg))
