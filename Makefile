@@ -23,7 +23,7 @@ E2E_RUN ?=
 E2E_RUN_FLAG = $(if $(E2E_RUN),-run '$(E2E_RUN)')
 
 .PHONY: help build test test-unit test-integration test-integration-floor test-integration-bench fuzz-short lint bench bench-handler bench-load measure-emit demo demo-emit tools tools-dir \
-	images images-oci e2e e2e-local drills clean
+	images images-oci e2e e2e-local drills study-poststart clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -131,6 +131,9 @@ endef
 
 e2e-local: ## the e2e suite on a real single-node cluster on this machine (root; see deploy/local; E2E_RUN=regexp picks tests)
 	$(call local-session,$(GO) test -tags e2e -count=1 -v -timeout 20m -skip '^TestDrills$$' $(E2E_RUN_FLAG) ./deploy/e2e/)
+
+study-poststart: ## the native-sidecar postStart start path tried on the local cluster: pod create to Ready beside the shipped path, and each fault (README: "Studied, not shipped"; STUDY_ONLY=ready|1|2|3|4, STUDY_N=pods per variant)
+	$(call local-session,$(GO) test -tags e2e,study -count=1 -v -timeout 40m -run '^TestPostStartStudy$$' ./deploy/e2e/)
 
 DRILLS ?= ^TestDrills$$
 drills: ## fault drills on the local cluster: 2 replicas under a burst of pod creates through rollouts, upgrades, cert rotation, SIGKILL, API server restart (DRILLS=regexp picks some)

@@ -11,6 +11,7 @@
 #   deploy/local/cluster.sh up IMAGE_DIR   start, import IMAGE_DIR/*.oci.tar, wait for a Ready node
 #   deploy/local/cluster.sh down           stop everything by PID, remove cgroups and the bridge
 #   deploy/local/cluster.sh restart-apiserver   stop the API server and start it again (fault drills)
+#   deploy/local/cluster.sh restart-kubelet     stop the kubelet (TERM) and start it again (poststart study)
 #   deploy/local/cluster.sh kill-container ID    SIGKILL a container's process (fault drills)
 #   deploy/local/cluster.sh node-ns        (internal) the mount-namespace side
 # env: GUARDCHAIN_LOCAL_STATE (default /tmp/guardchain-local), TOOLS (bin dir; default: build.sh's),
@@ -203,6 +204,26 @@ restart_apiserver() {
   log "API server ready again"
 }
 
+start_kubelet() { # bin: start the kubelet in the node's mount namespace
+  nsenter -t "$(cat "$S/pids/containerd.pid")" -m -- setsid nohup "$1/kubelet" --config="$S/kubelet/config.yaml" \
+    --kubeconfig="$S/kubelet.kubeconfig" --root-dir="$S/kubelet/root" --hostname-override=$NODE --node-ip=$NODE_IP \
+    --v=${GUARDCHAIN_KUBELET_V:-1} > "$S/logs/kubelet.log" 2>&1 < /dev/null &
+  echo $! > "$S/pids/kubelet.pid"
+}
+
+# restart_kubelet stops the kubelet (TERM, as systemctl restart would) and
+# starts it again with the same flags; pods keep running. The log of the
+# earlier run is kept beside the new one.
+restart_kubelet() {
+  [ -f "$S/pids/kubelet.pid" ] || { echo "local: no kubelet running under $S" >&2; exit 1; }
+  stop_pid kubelet
+  mv "$S/logs/kubelet.log" "$S/logs/kubelet.$(date +%s).log"
+  log "kubelet stopped"
+  start_kubelet "$(tools)"
+  wait_for "kubelet healthz" 60 curl -fsS http://127.0.0.1:10248/healthz
+  log "kubelet healthy again"
+}
+
 # kill_container sends SIGKILL to a container's process (CONTAINER_ID as the
 # pod status gives it, with or without containerd://).
 kill_container() {
@@ -257,10 +278,7 @@ up() {
   start kube-scheduler "$bin/kube-scheduler" --kubeconfig="$S/scheduler.kubeconfig" \
     --authentication-kubeconfig="$S/scheduler.kubeconfig" --authorization-kubeconfig="$S/scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --leader-elect=false --v=1
-  nsenter -t "$(cat "$S/pids/containerd.pid")" -m -- setsid nohup "$bin/kubelet" --config="$S/kubelet/config.yaml" \
-    --kubeconfig="$S/kubelet.kubeconfig" --root-dir="$S/kubelet/root" --hostname-override=$NODE --node-ip=$NODE_IP \
-    --v=1 > "$S/logs/kubelet.log" 2>&1 < /dev/null &
-  echo $! > "$S/pids/kubelet.pid"
+  start_kubelet "$bin"
   export KUBECONFIG=$S/admin.kubeconfig
   wait_for "node Ready" 90 sh -c "[ \"\$('$bin/kubectl' get node $NODE -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}')\" = True ]"
   wait_for "default ServiceAccount" 60 "$bin/kubectl" get serviceaccount default
@@ -307,7 +325,8 @@ case ${1:-} in
   up) up "${2:?usage: cluster.sh up IMAGE_DIR}" ;;
   down) down ;;
   restart-apiserver) restart_apiserver ;;
+  restart-kubelet) restart_kubelet ;;
   kill-container) kill_container "${2:?usage: cluster.sh kill-container CONTAINER_ID}" ;;
   node-ns) node_ns ;;
-  *) echo "usage: cluster.sh up IMAGE_DIR | down | restart-apiserver | kill-container CONTAINER_ID" >&2; exit 2 ;;
+  *) echo "usage: cluster.sh up IMAGE_DIR | down | restart-apiserver | restart-kubelet | kill-container CONTAINER_ID" >&2; exit 2 ;;
 esac
