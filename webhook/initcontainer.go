@@ -3,7 +3,7 @@ package webhook
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
+	"encoding/binary"
 	"regexp"
 	"slices"
 	"strconv"
@@ -362,21 +362,35 @@ func ensureInitContainersFirst(spec *corev1.PodSpec, want []corev1.Container, re
 // initHash identifies rendered init containers: the settings they carry.
 // The image of a writer that runs in the target's image is left out: it
 // follows the target (keepOthersEdits), which a registry-mirror webhook may
-// rewrite along with guardchain's own images.
+// rewrite along with guardchain's own images. The sum is over the
+// containers' protobuf encoding, which the API types generate: every field,
+// map keys sorted, without reflection (a JSON encoding cost as much as the
+// rest of the mutation).
 func initHash(cs []corev1.Container) string {
-	cs = slices.Clone(cs)
-	for i := range cs {
-		if runsInTargetImage(&cs[i]) {
-			cs[i].Image, cs[i].ImagePullPolicy = "", ""
-		}
-	}
-	// The bytes json.Marshal gives, encoded into a pooled buffer: Encode
-	// only adds a newline, which is left out of the sum.
+	h := sha256.New()
 	buf := getBuffer()
 	defer putBuffer(buf)
-	_ = json.NewEncoder(buf).Encode(cs) // a Container always encodes
-	sum := sha256.Sum256(buf.Bytes()[:buf.Len()-1])
-	return hex.EncodeToString(sum[:8])
+	for i := range cs {
+		c := &cs[i]
+		if runsInTargetImage(c) {
+			cc := *c
+			cc.Image, cc.ImagePullPolicy = "", ""
+			c = &cc
+		}
+		n := c.Size()
+		buf.Reset()
+		buf.Grow(n)
+		b := buf.AvailableBuffer()[:n]
+		if _, err := c.MarshalToSizedBuffer(b); err != nil {
+			panic("encoding a rendered init container: " + err.Error()) // sized above: cannot fail
+		}
+		// Each container's length first, so no two lists sum alike.
+		var l [8]byte
+		binary.BigEndian.PutUint64(l[:], uint64(n))
+		h.Write(l[:])
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 func runsInTargetImage(c *corev1.Container) bool {
