@@ -9,6 +9,8 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/guardchain/guardchain/initguards"
 )
 
 // The backstop: a ValidatingAdmissionPolicy that the API server evaluates
@@ -175,10 +177,9 @@ func policyBindings() []policyBinding {
 	}
 }
 
-// The GUARDCHAIN_* variables guardchain-init is given; no other may be set.
-var writerEnvNames = []string{"GUARDCHAIN_DIR", "GUARDCHAIN_OWNERSHIP", "GUARDCHAIN_OWNERSHIP_FROM", "GUARDCHAIN_SOURCE",
-	"GUARDCHAIN_PRELOADS_DIR", "GUARDCHAIN_PROXY_HOST", "GUARDCHAIN_PROXY_PORT", "GUARDCHAIN_REQUIRE",
-	"GUARDCHAIN_CACHE_REDIRECTS", "GUARDCHAIN_GIT_SSL_CAINFO", "GUARDCHAIN_TERMINATION_LOG"}
+// The variables guardchain-init is given (initguards.EnvPrefix names no
+// other one may be set; the expressions spell it 'GUARDCHAIN_').
+var writerEnvNames = initguards.EnvNames()
 
 // policySpec is the policy for p, without the namespace and object
 // selectors (the registration's).
@@ -335,25 +336,25 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			// once; nothing else of guardchain's; a subPathExpr that expands
 			// the same in the writer as in the targets.
 			v("settings", strings.Join([]string{
-				env("GUARDCHAIN_DIR", "'"+TmpPath+"'"),
-				env("GUARDCHAIN_SOURCE", "variables.source"),
-				fmt.Sprintf("(variables.source == '%s' ? size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_PRELOADS_DIR')) == 0 : %s)",
-					SourceEmbedded, env("GUARDCHAIN_PRELOADS_DIR", p.preloadsDir)),
-				env("GUARDCHAIN_REQUIRE", p.require),
+				env(initguards.EnvDir, "'"+TmpPath+"'"),
+				env(initguards.EnvSource, "variables.source"),
+				fmt.Sprintf("(variables.source == '%s' ? size(variables.writerEnv.filter(e, e.name == '%s')) == 0 : %s)",
+					SourceEmbedded, initguards.EnvPreloadsDir, env(initguards.EnvPreloadsDir, p.preloadsDir)),
+				env(initguards.EnvRequire, p.require),
 				// Where proxy-env.sh points the proxy and the caches shapes
 				// the sandbox's environment, not which guards load (egress is
 				// the network policy's to enforce): set once, as a literal,
 				// but not pinned to the config, so that while an upgrade
 				// changes them, pods the previous replicas inject still pass.
-				once("GUARDCHAIN_PROXY_HOST"),
-				once("GUARDCHAIN_PROXY_PORT"),
-				once("GUARDCHAIN_CACHE_REDIRECTS"),
-				once("GUARDCHAIN_GIT_SSL_CAINFO"),
-				env("GUARDCHAIN_TERMINATION_LOG", "'/dev/termination-log'"),
-				fmt.Sprintf("(size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_OWNERSHIP')) == 1 && variables.writerEnv.exists(e, e.name == 'GUARDCHAIN_OWNERSHIP' && "+
-					"!has(e.valueFrom) && has(e.value) && e.value.matches('^(root|uid:[0-9]+(:[0-9]+)?)$') && (%[1]s == '' || e.value == %[1]s)))", p.ownership),
-				"size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_OWNERSHIP_FROM' && !has(e.valueFrom))) == size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_OWNERSHIP_FROM')) && " +
-					"size(variables.writerEnv.filter(e, e.name == 'GUARDCHAIN_OWNERSHIP_FROM')) <= 1",
+				once(initguards.EnvProxyHost),
+				once(initguards.EnvProxyPort),
+				once(initguards.EnvCacheRedirects),
+				once(initguards.EnvGitSSLCAInfo),
+				env(initguards.EnvTerminationLog, "'/dev/termination-log'"),
+				fmt.Sprintf("(size(variables.writerEnv.filter(e, e.name == '%[2]s')) == 1 && variables.writerEnv.exists(e, e.name == '%[2]s' && "+
+					"!has(e.valueFrom) && has(e.value) && e.value.matches('^(root|uid:[0-9]+(:[0-9]+)?)$') && (%[1]s == '' || e.value == %[1]s)))", p.ownership, initguards.EnvOwnership),
+				fmt.Sprintf("size(variables.writerEnv.filter(e, e.name == '%[1]s' && !has(e.valueFrom))) == size(variables.writerEnv.filter(e, e.name == '%[1]s')) && "+
+					"size(variables.writerEnv.filter(e, e.name == '%[1]s')) <= 1", initguards.EnvOwnershipFrom),
 				fmt.Sprintf("variables.writerEnv.all(e, !e.name.startsWith('GUARDCHAIN_') || e.name in %s)", celList(writerEnvNames)),
 				// Other env and envFrom only to expand a /tmp subPathExpr,
 				// and none that names guardchain's variables or reads the

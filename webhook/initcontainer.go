@@ -2,8 +2,8 @@ package webhook
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/binary"
+	"encoding/hex"
 	"regexp"
 	"slices"
 	"strconv"
@@ -38,28 +38,28 @@ func (in *injection) initContainers(set podSettings, target *corev1.Container, m
 	if mount.SubPathExpr != "" {
 		env, envFrom = expansionEnv(target)
 	}
-	env = append(env,
-		corev1.EnvVar{Name: "GUARDCHAIN_DIR", Value: TmpPath},
-		corev1.EnvVar{Name: "GUARDCHAIN_OWNERSHIP", Value: set.ownership},
-		// Why this owner: the termination message repeats it.
-		corev1.EnvVar{Name: "GUARDCHAIN_OWNERSHIP_FROM", Value: set.ownershipFrom},
-		corev1.EnvVar{Name: "GUARDCHAIN_SOURCE", Value: string(set.source)},
-	)
-	if set.source != SourceEmbedded {
-		env = append(env, corev1.EnvVar{Name: "GUARDCHAIN_PRELOADS_DIR", Value: in.cfg.PreloadsDir})
+	settings := initguards.Settings{
+		Dir:           TmpPath,
+		Ownership:     set.ownership,
+		OwnershipFrom: set.ownershipFrom,
+		Source:        string(set.source),
+		ProxyHost:     o.ProxyHost,
+		ProxyPort:     strconv.Itoa(o.ProxyPort),
+		Require:       requireList(o.Required),
+		// Set even when empty: in an image source the writer runs in the
+		// target's image, whose own ENV must not choose it.
+		GitSSLCAInfo:   o.GitSSLCAInfo,
+		CacheRedirects: redirectList(o.CacheRedirects),
+		// What was staged (sha256, source, files) becomes the termination
+		// message, readable with kubectl get pod.
+		TerminationLog: corev1.TerminationMessagePathDefault,
 	}
-	env = append(env,
-		corev1.EnvVar{Name: "GUARDCHAIN_PROXY_HOST", Value: o.ProxyHost},
-		corev1.EnvVar{Name: "GUARDCHAIN_PROXY_PORT", Value: strconv.Itoa(o.ProxyPort)},
-		corev1.EnvVar{Name: "GUARDCHAIN_REQUIRE", Value: requireList(o.Required)},
-		corev1.EnvVar{Name: "GUARDCHAIN_CACHE_REDIRECTS", Value: redirectList(o.CacheRedirects)},
-	)
-	// Set even when empty: in an image source the writer runs in the target's
-	// image, whose own ENV must not choose it.
-	env = append(env, corev1.EnvVar{Name: "GUARDCHAIN_GIT_SSL_CAINFO", Value: o.GitSSLCAInfo})
-	// What was staged (sha256, source, files) becomes the termination
-	// message, readable with kubectl get pod.
-	env = append(env, corev1.EnvVar{Name: "GUARDCHAIN_TERMINATION_LOG", Value: corev1.TerminationMessagePathDefault})
+	if set.source != SourceEmbedded {
+		settings.PreloadsDir = in.cfg.PreloadsDir
+	}
+	for _, e := range settings.Env() {
+		env = append(env, corev1.EnvVar{Name: e.Name, Value: e.Value})
+	}
 
 	res := initResources(in.cfg.Resources, keepGuaranteed)
 	writer := corev1.Container{
@@ -157,7 +157,7 @@ func (in *injection) checkSubPathExpr(mount corev1.VolumeMount, target *corev1.C
 	}
 	names := referencedNames(target, mount.SubPathExpr)
 	for n := range names {
-		if strings.HasPrefix(n, "GUARDCHAIN_") {
+		if strings.HasPrefix(n, initguards.EnvPrefix) {
 			r := in.refuse(ReasonSubPathExpr, "container %s mounts /tmp with subPathExpr %q, which names %s, a variable guardchain-init sets for itself",
 				target.Name, mount.SubPathExpr, n)
 			return &r
@@ -176,7 +176,7 @@ var immutableFields = []string{"metadata.name", "metadata.namespace", "metadata.
 // in order, and its envFrom.
 func expansionEnv(target *corev1.Container) (env []corev1.EnvVar, envFrom []corev1.EnvFromSource) {
 	for _, e := range target.Env {
-		if !strings.HasPrefix(e.Name, "GUARDCHAIN_") {
+		if !strings.HasPrefix(e.Name, initguards.EnvPrefix) {
 			env = append(env, *e.DeepCopy())
 		}
 	}

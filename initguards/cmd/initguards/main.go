@@ -89,9 +89,8 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 			// input was another variable.
 			r := initguards.Report{Ownership: cfg.ownership.String(), OwnershipFrom: cfg.ownershipFrom}
 			if !parsed {
-				cfg.terminationLog, _ = env("GUARDCHAIN_TERMINATION_LOG")
-				r.Ownership, _ = env("GUARDCHAIN_OWNERSHIP")
-				r.OwnershipFrom, _ = env("GUARDCHAIN_OWNERSHIP_FROM")
+				s, _ := initguards.SettingsFromEnv(env)
+				cfg.terminationLog, r.Ownership, r.OwnershipFrom = s.TerminationLog, s.Ownership, s.OwnershipFrom
 			}
 			if cfg.terminationLog != "" {
 				writeFailure(cfg.terminationLog, r, err, stderr)
@@ -287,19 +286,19 @@ func newFlags(cmd string, env func(string) (string, bool), chain guards.Chain, c
 	fs.SetOutput(out)
 	defs := chain.DefaultOptions()
 	flags := []envFlag{
-		{"dir", "GUARDCHAIN_DIR", "chain directory (the emptyDir at /tmp)", guards.DefaultDir, func(s string) error {
+		{"dir", initguards.EnvDir, "chain directory (the emptyDir at /tmp)", guards.DefaultDir, func(s string) error {
 			cfg.dir, cfg.opts.Dir = s, s
 			return guards.ValidateDir(s)
 		}},
-		{"ownership", "GUARDCHAIN_OWNERSHIP", "root, uid:N or uid:N:G", initguards.DefaultOwnership, func(s string) (err error) {
+		{"ownership", initguards.EnvOwnership, "root, uid:N or uid:N:G", initguards.DefaultOwnership, func(s string) (err error) {
 			cfg.ownership, err = initguards.ParseOwnership(s)
 			return err
 		}},
-		{"proxy-host", "GUARDCHAIN_PROXY_HOST", "sandbox proxy host name or IP", guards.DefaultProxyHost, func(s string) error {
+		{"proxy-host", initguards.EnvProxyHost, "sandbox proxy host name or IP", guards.DefaultProxyHost, func(s string) error {
 			cfg.opts.ProxyHost = s
 			return guards.ValidateHost(s)
 		}},
-		{"proxy-port", "GUARDCHAIN_PROXY_PORT", "sandbox proxy port", strconv.Itoa(guards.DefaultProxyPort), func(s string) error {
+		{"proxy-port", initguards.EnvProxyPort, "sandbox proxy port", strconv.Itoa(guards.DefaultProxyPort), func(s string) error {
 			n, err := strconv.Atoi(s)
 			if err != nil {
 				return fmt.Errorf("%q is not a port number", s)
@@ -307,16 +306,16 @@ func newFlags(cmd string, env func(string) (string, bool), chain guards.Chain, c
 			cfg.opts.ProxyPort = n
 			return guards.ValidatePort(n)
 		}},
-		{"require", "GUARDCHAIN_REQUIRE", "guards named in NODE_OPTIONS, comma-separated, or none (known: " + strings.Join(chain.Requirable(), ", ") + ")",
+		{"require", initguards.EnvRequire, "guards named in NODE_OPTIONS, comma-separated, or none (known: " + strings.Join(chain.Requirable(), ", ") + ")",
 			strings.Join(defs.Required, ","), func(s string) error {
 				cfg.opts.Required = list(s)
 				return chain.ValidateRequired(cfg.opts.Required)
 			}},
-		{"git-ssl-cainfo", "GUARDCHAIN_GIT_SSL_CAINFO", "GIT_SSL_CAINFO to export (empty: none)", "", func(s string) error {
+		{"git-ssl-cainfo", initguards.EnvGitSSLCAInfo, "GIT_SSL_CAINFO to export (empty: none)", "", func(s string) error {
 			cfg.opts.GitSSLCAInfo = s
 			return nil
 		}},
-		{"source", "GUARDCHAIN_SOURCE", "where the guards come from: embedded, image (the preloads packaged in --preloads-dir) or auto (image when that directory exists)",
+		{"source", initguards.EnvSource, "where the guards come from: embedded, image (the preloads packaged in --preloads-dir) or auto (image when that directory exists)",
 			initguards.SourceEmbedded, func(s string) error {
 				cfg.source = s
 				switch s {
@@ -325,19 +324,19 @@ func newFlags(cmd string, env func(string) (string, bool), chain guards.Chain, c
 				}
 				return fmt.Errorf("%q: want embedded, image or auto", s)
 			}},
-		{"preloads-dir", "GUARDCHAIN_PRELOADS_DIR", "the image's packaged preloads, each X.js staged as nemoclaw-X.js", guards.PackagedDir, func(s string) error {
+		{"preloads-dir", initguards.EnvPreloadsDir, "the image's packaged preloads, each X.js staged as nemoclaw-X.js", guards.PackagedDir, func(s string) error {
 			cfg.preloadsDir = s
 			return guards.ValidateDir(s)
 		}},
-		{"ownership-from", "GUARDCHAIN_OWNERSHIP_FROM", "where the ownership came from, repeated in the termination log", "", func(s string) error {
+		{"ownership-from", initguards.EnvOwnershipFrom, "where the ownership came from, repeated in the termination log", "", func(s string) error {
 			cfg.ownershipFrom = s
 			return nil
 		}},
-		{"termination-log", "GUARDCHAIN_TERMINATION_LOG", "file that receives what emit staged as one JSON line (empty: none)", "", func(s string) error {
+		{"termination-log", initguards.EnvTerminationLog, "file that receives what emit staged as one JSON line (empty: none)", "", func(s string) error {
 			cfg.terminationLog = s
 			return nil
 		}},
-		{"cache-redirects", "GUARDCHAIN_CACHE_REDIRECTS", "tool-cache variables redirected into the directory: all, none or a comma-separated list", "all", func(s string) error {
+		{"cache-redirects", initguards.EnvCacheRedirects, "tool-cache variables redirected into the directory: all, none or a comma-separated list", "all", func(s string) error {
 			if s == "all" {
 				cfg.opts.CacheRedirects = guards.CacheRedirectVars()
 			} else {
@@ -371,14 +370,15 @@ func parse(cmd string, args []string, env func(string) (string, bool), chain gua
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	vars, set := initguards.SettingsFromEnv(env)
 	// Each flag sets only its own fields, so the order of the layers across
 	// flags does not matter.
 	for _, f := range flags {
 		if given[f.name] {
 			continue
 		}
-		if v, ok := env(f.env); ok {
-			if err := f.set(v); err != nil {
+		if set[f.env] {
+			if err := f.set(vars.Value(f.env)); err != nil {
 				return cfg, nil, usageError{fmt.Errorf("%s: %w", f.env, err)}
 			}
 			continue

@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/guardchain/guardchain/guards"
+	"github.com/guardchain/guardchain/initguards"
 )
 
 func envOf(m map[string]string) func(string) (string, bool) {
@@ -107,4 +110,19 @@ func TestRun(t *testing.T) {
 func retired(id string) string {
 	g, _ := guards.Default().Lookup(id)
 	return g.Retired
+}
+
+// Each variable the webhook renders has its flag, and no flag reads another.
+func TestEveryRenderedVariableHasItsFlag(t *testing.T) {
+	_, flags := newFlags("emit", func(string) (string, bool) { return "", false }, guards.Default(), &config{}, io.Discard)
+	var got []string
+	for _, f := range flags {
+		got = append(got, f.env)
+	}
+	want := initguards.EnvNames()
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("flags read %v, the webhook renders %v", got, want)
+	}
 }
