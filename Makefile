@@ -10,7 +10,7 @@ FUZZTIME ?= 10000x
 
 # Binaries the tests run, built from pinned modules into a cache (deploy/tools).
 TOOLS ?= kube-apiserver etcd kubectl
-UNIT_PKGS = $$($(GO) list ./... | grep -v /webhook/controlplane)
+UNIT_PKGS = $$($(GO) list ./... | grep -v /test/integration)
 
 BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
 
@@ -29,7 +29,7 @@ help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
 
 build: ## static binaries in bin/
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./initguards/cmd/initguards ./webhook/cmd/guardchain-webhook ./audit/cmd/kubectl-guardchain
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/initguards ./cmd/guardchain-webhook ./cmd/kubectl-guardchain
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -45,15 +45,15 @@ tools-dir: ## print the cache directory that holds the tools (make -s tools-dir)
 	@deploy/tools/build.sh $(TOOLS)
 
 test-integration: ## the webhook and chart through a real etcd + kube-apiserver of the newest release (builds them, kube-controller-manager and helm on first use)
-	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver kube-controller-manager etcd kubectl helm) $(GO) test -race -count=1 ./webhook/controlplane/...
+	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver kube-controller-manager etcd kubectl helm) $(GO) test -race -count=1 ./test/integration/...
 
 test-integration-floor: ## the same tests against the oldest release guardchain supports (deploy/tools/kube-floor)
 	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh --floor kube-apiserver kube-controller-manager etcd helm) GUARDCHAIN_KUBE_RELEASE=floor \
-	  $(GO) test -race -count=1 ./webhook/controlplane/...
+	  $(GO) test -race -count=1 ./test/integration/...
 
 test-integration-bench: ## admission latency through the real API server, with and without guardchain
 	KUBEBUILDER_ASSETS=$$(deploy/tools/build.sh kube-apiserver etcd kubectl) \
-	  $(GO) test -run '^$$' -bench . -benchtime 500x -count 3 ./webhook/controlplane/
+	  $(GO) test -run '^$$' -bench . -benchtime 500x -count 3 ./test/integration/
 
 fuzz-short: ## a short run of every fuzz target from its committed seed corpus
 	@set -e; for pkg in $$($(GO) list ./...); do \
@@ -75,8 +75,8 @@ bench-handler: ## the admission handler in process beside its floors, per review
 	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) -col /path _out/bench-handler.txt
 
 bench-load: build ## the webhook under load over TLS on 127.0.0.1 beside a floor server, per review of the set (vegeta: 64 workers, 10 s measured, 5 rounds; LOAD_FLAGS=...)
-	$(GO) build -o $(BIN)/load-floor ./deploy/load/floor
-	$(GO) run ./deploy/load -webhook $(BIN)/guardchain-webhook -floor $(BIN)/load-floor $(LOAD_FLAGS)
+	$(GO) build -o $(BIN)/load-floor ./test/load/floor
+	$(GO) run ./test/load -webhook $(BIN)/guardchain-webhook -floor $(BIN)/load-floor $(LOAD_FLAGS)
 
 measure-emit: build ## median wall time of the whole initguards process (first emit, re-emit) beside /bin/true, 300 runs each
 	@med() { for i in $$(seq 300); do s=$$(date +%s%N); "$$@" >/dev/null; echo $$(( $$(date +%s%N) - s )); done | sort -n | sed -n 150p; }; \
@@ -105,13 +105,13 @@ e2e: ## kind (needs Docker and kind; KIND=path): create a cluster, load the imag
 	@mkdir -p _out
 	$(KIND) create cluster --config deploy/kind/cluster.yaml --kubeconfig _out/kind.kubeconfig
 	set -e; trap '[ "$(KEEP)" = 1 ] || $(KIND) delete cluster --name guardchain-e2e' EXIT; \
-	for f in Dockerfile.webhook:guardchain-webhook Dockerfile.init:initguards deploy/e2e/Dockerfile.node-sandbox:node-sandbox deploy/e2e/Dockerfile.nemoclaw-sandbox:nemoclaw-sandbox \
-	    deploy/e2e/Dockerfile.openshell-supervisor:openshell-supervisor; do \
+	for f in Dockerfile.webhook:guardchain-webhook Dockerfile.init:initguards test/e2e/Dockerfile.node-sandbox:node-sandbox test/e2e/Dockerfile.nemoclaw-sandbox:nemoclaw-sandbox \
+	    test/e2e/Dockerfile.openshell-supervisor:openshell-supervisor; do \
 	  docker buildx build --load -f $${f%%:*} -t localhost/guardchain/$${f##*:}:$(E2E_TAG) . ; \
 	  $(KIND) load docker-image --name guardchain-e2e localhost/guardchain/$${f##*:}:$(E2E_TAG); done; \
 	KUBECONFIG=$(CURDIR)/_out/kind.kubeconfig GUARDCHAIN_E2E_TOOLS=$$(deploy/tools/build.sh kubectl helm) \
 	  GUARDCHAIN_E2E_AGENT_SANDBOX=$$(deploy/tools/build-agent-sandbox.sh) \
-	  GUARDCHAIN_E2E_PULL_POLICY=IfNotPresent $(GO) test -tags e2e -count=1 -v -timeout 20m -skip '^TestDrills$$' $(E2E_RUN_FLAG) ./deploy/e2e/
+	  GUARDCHAIN_E2E_PULL_POLICY=IfNotPresent $(GO) test -tags e2e -count=1 -v -timeout 20m -skip '^TestDrills$$' $(E2E_RUN_FLAG) ./test/e2e/
 
 # local-session runs $(1) against a fresh local cluster (deploy/local) with the
 # images imported, KUBECONFIG and the tools set, and always tears it down. One
@@ -130,14 +130,14 @@ define local-session
 endef
 
 e2e-local: ## the e2e suite on a real single-node cluster on this machine (root; see deploy/local; E2E_RUN=regexp picks tests)
-	$(call local-session,$(GO) test -tags e2e -count=1 -v -timeout 20m -skip '^TestDrills$$' $(E2E_RUN_FLAG) ./deploy/e2e/)
+	$(call local-session,$(GO) test -tags e2e -count=1 -v -timeout 20m -skip '^TestDrills$$' $(E2E_RUN_FLAG) ./test/e2e/)
 
 study-poststart: ## the native-sidecar postStart start path tried on the local cluster: pod create to Ready beside the shipped path, and each fault (README: "Studied, not shipped"; STUDY_ONLY=ready|1|2|3|4, STUDY_N=pods per variant)
-	$(call local-session,$(GO) test -tags e2e,study -count=1 -v -timeout 40m -run '^TestPostStartStudy$$' ./deploy/e2e/)
+	$(call local-session,$(GO) test -tags e2e,study -count=1 -v -timeout 40m -run '^TestPostStartStudy$$' ./test/e2e/)
 
 DRILLS ?= ^TestDrills$$
 drills: ## fault drills on the local cluster: 2 replicas under a burst of pod creates through rollouts, upgrades, cert rotation, SIGKILL, API server restart (DRILLS=regexp picks some)
-	$(call local-session,GUARDCHAIN_DRILLS_CLUSTER=$(CURDIR)/deploy/local/cluster.sh $(GO) test -tags e2e -count=1 -v -timeout 30m -run '$(DRILLS)' ./deploy/e2e/)
+	$(call local-session,GUARDCHAIN_DRILLS_CLUSTER=$(CURDIR)/deploy/local/cluster.sh $(GO) test -tags e2e -count=1 -v -timeout 30m -run '$(DRILLS)' ./test/e2e/)
 
 clean:
 	rm -rf $(BIN) _out

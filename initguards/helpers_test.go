@@ -23,7 +23,7 @@ const nobody = 65534
 
 var initguardsBin string
 
-func TestMain(m *testing.M) { testbin.Main(m, "./cmd/initguards", &initguardsBin) }
+func TestMain(m *testing.M) { testbin.Main(m, "../cmd/initguards", &initguardsBin) }
 
 func requireRoot(t *testing.T) {
 	t.Helper()

@@ -48,7 +48,7 @@ func TestSettingsRoundTripThroughTheEnvironment(t *testing.T) {
 // Every variable named here is one initguards reads: no name in the
 // command's source but through these constants.
 func TestEnvNamesAreTheOnlyNamesInitguardsReads(t *testing.T) {
-	src, err := os.ReadFile("cmd/initguards/main.go")
+	src, err := os.ReadFile("../cmd/initguards/main.go")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 )
 
 // sandboxReview is the review kube-apiserver sends for the example sandbox
-// pod (webhook/controlplane checks that it still is).
+// pod (test/integration checks that it still is).
 const sandboxReview = "../deploy/examples/openshell-sandbox-review.json"
 
 type answer struct {

@@ -343,7 +343,7 @@ func defaultTolerations(p *corev1.Pod) {
 func TestReviewGeneratorGivesTheCapturedReview(t *testing.T) {
 	pod := readPod(t, "testdata/openshell-sandbox.yaml")
 	pod.Annotations = map[string]string{SandboxIDAnnotation: "6f1c2a9e-3b7d-4c1e-9a55-0d2e8f4b7a10"}
-	got := apiServer{manager: "controlplane.test"}.reviewFor(t, pod)
+	got := apiServer{manager: "integration.test"}.reviewFor(t, pod)
 	want := bytes.TrimSpace(readFile(t, sandboxReview))
 	if !bytes.Equal(got, want) {
 		t.Errorf("the generated review is not the captured one (-captured +generated):\n%s", cmp.Diff(indentJSON(t, want), indentJSON(t, got)))

@@ -21,8 +21,8 @@ log() { echo "images: $*" >&2; }
 
 export CGO_ENABLED=0
 ld="-s -w -X github.com/guardchain/guardchain/internal/version.Version=$version"
-(cd "$root" && go build -trimpath -ldflags "$ld" -o "$work/bin/" ./webhook/cmd/guardchain-webhook ./initguards/cmd/initguards ./deploy/images/pause)
-(cd "$root" && go build -trimpath -ldflags "-s -w" -o "$work/bin/openshell-sandbox" ./deploy/openshell/supervisor)
+(cd "$root" && go build -trimpath -ldflags "$ld" -o "$work/bin/" ./cmd/guardchain-webhook ./cmd/initguards ./deploy/images/pause)
+(cd "$root" && go build -trimpath -ldflags "-s -w" -o "$work/bin/openshell-sandbox" ./test/openshell/supervisor)
 
 # rootfs DIR: the minimum a static binary needs (passwd for the user name, /tmp).
 rootfs() {
@@ -64,7 +64,7 @@ image pause "$work/rootfs-pause" 65532 /pause
 
 # openshell-supervisor: the supervisor stand-in alone at /openshell-sandbox,
 # where OpenShell's image has it; sandbox pods mount the image as a volume at
-# /opt/openshell/bin (deploy/openshell/supervisor).
+# /opt/openshell/bin (test/openshell/supervisor).
 mkdir -p "$work/rootfs-supervisor"; cp "$work/bin/openshell-sandbox" "$work/rootfs-supervisor/openshell-sandbox"
 image openshell-supervisor "$work/rootfs-supervisor" 0 /openshell-sandbox
 
@@ -88,7 +88,7 @@ cp "$work/bin/initguards" "$r/usr/bin/initguards"
 printf 'sandbox:x:1000:1000:sandbox:/tmp:/bin/sh\n' >> "$r/etc/passwd"; printf 'sandbox:x:1000:\n' >> "$r/etc/group"
 image node-sandbox "$r" 0 /bin/sh
 
-# nemoclaw-sandbox: shaped like a stock NemoClaw image (deploy/nemoclaw):
+# nemoclaw-sandbox: shaped like a stock NemoClaw image (test/nemoclaw):
 # USER sandbox (998:998), packaged preloads root-owned 0644 under
 # /usr/local/lib/nemoclaw/preloads, and an entrypoint that re-stages them over
 # /tmp and exits on failure, then starts the gateway.
@@ -96,7 +96,7 @@ r="$work/rootfs-nemoclaw"; nodeRootfs "$r"
 withBinary "$r" /bin/bash
 printf 'sandbox:x:998:998:sandbox:/sandbox:/bin/sh\n' >> "$r/etc/passwd"; printf 'sandbox:x:998:\n' >> "$r/etc/group"
 install -d -m 0755 "$r/usr/local/lib/nemoclaw/preloads" "$r/usr/local/bin"
-install -m 0644 "$root"/deploy/nemoclaw/preloads/*.js "$r/usr/local/lib/nemoclaw/preloads/"
-install -m 0644 "$root/deploy/nemoclaw/gateway.js" "$r/usr/local/lib/nemoclaw/gateway.js"
-install -m 0755 "$root/deploy/nemoclaw/entrypoint.sh" "$r/usr/local/bin/nemoclaw-start"
+install -m 0644 "$root"/test/nemoclaw/preloads/*.js "$r/usr/local/lib/nemoclaw/preloads/"
+install -m 0644 "$root/test/nemoclaw/gateway.js" "$r/usr/local/lib/nemoclaw/gateway.js"
+install -m 0755 "$root/test/nemoclaw/entrypoint.sh" "$r/usr/local/bin/nemoclaw-start"
 image nemoclaw-sandbox "$r" 998:998 /usr/local/bin/nemoclaw-start node /usr/local/lib/nemoclaw/gateway.js gateway

@@ -1,0 +1,252 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/guardchain/guardchain/webhook"
+)
+
+// What a sixth look got through: a target's termination message file
+// mounted over a chain file, a mount that a symlink in another volume moves
+// onto /tmp, an update of the annotations that chose a pod's settings, and,
+// with an objectSelector, two updates that took a pod out of the checks.
+
+// mountAttacks are forgeries of an injected pod's target (the first
+// container) that runc would carry over /tmp or a chain file.
+func mountAttacks() []attack {
+	const unclean = "not clean and absolute"
+	const over = "over its files"
+	const nested = "inside another of its volumes whose files a container can write"
+	target := func(p *corev1.Pod) *corev1.Container { return &p.Spec.Containers[0] }
+	var out []attack
+	// The kubelet bind-mounts a fresh, world-writable file at the
+	// termination message path, after the volumes (and deeper paths later).
+	for _, path := range []string{"/tmp/nemoclaw-sandbox-safety-net.js", "/tmp/nemoclaw-proxy-env.sh", "/tmp"} {
+		out = append(out, attack{"the termination message at " + path, over, func(p *corev1.Pod) { target(p).TerminationMessagePath = path }})
+	}
+	for _, path := range []string{"tmp/nemoclaw-ciao-network-guard.js", "/tmp//./nemoclaw-proxy-env.sh", "/./tmp/nemoclaw-proxy-env.sh",
+		"/tmp/../tmp/nemoclaw-proxy-env.sh", "/tmp/nemoclaw-proxy-env.sh/", "//tmp/nemoclaw-proxy-env.sh", "/dev/../tmp/nemoclaw-proxy-env.sh"} {
+		out = append(out, attack{"the termination message at " + path, unclean, func(p *corev1.Pod) { target(p).TerminationMessagePath = path }})
+	}
+	// A volume at /a in which an earlier container left tmp -> /tmp, and
+	// another at /a/tmp: runc resolves /a/tmp through the symlink and mounts
+	// the second over the chain. Every volume a container (or its
+	// provisioner, or an image) can fill is such an /a.
+	outers := map[string]corev1.VolumeSource{
+		"an emptyDir":             emptyDir,
+		"a persistentVolumeClaim": {PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "links"}},
+		"an ephemeral volume": {Ephemeral: &corev1.EphemeralVolumeSource{VolumeClaimTemplate: &corev1.PersistentVolumeClaimTemplate{
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Mi")}}}}}},
+	}
+	for kind, src := range outers {
+		out = append(out, attack{"a mount inside " + kind + " at /a", nested, func(p *corev1.Pod) {
+			addVolume(p, "links", src)
+			addVolume(p, "decoy", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/a"},
+				corev1.VolumeMount{Name: "decoy", MountPath: "/a/tmp"})
+		}})
+	}
+	out = append(out,
+		attack{"a mount inside a subPath of an emptyDir", nested, func(p *corev1.Pod) {
+			addVolume(p, "links", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/a", SubPath: "s"},
+				corev1.VolumeMount{Name: "links", MountPath: "/a/b/tmp", SubPath: "t"})
+		}},
+		attack{"a read-only mount inside an emptyDir", nested, func(p *corev1.Pod) {
+			addVolume(p, "links", emptyDir)
+			addVolume(p, "decoy", corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "decoy"}}})
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/a", ReadOnly: true},
+				corev1.VolumeMount{Name: "decoy", MountPath: "/a/tmp", ReadOnly: true})
+		}},
+		attack{"the termination message inside an emptyDir", nested, func(p *corev1.Pod) {
+			addVolume(p, "links", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/a"})
+			target(p).TerminationMessagePath = "/a/tmp/nemoclaw-proxy-env.sh"
+		}},
+		attack{"a block device inside an emptyDir", nested, func(p *corev1.Pod) {
+			addVolume(p, "links", emptyDir)
+			addVolume(p, "disk", corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "disk"}})
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/a"})
+			target(p).VolumeDevices = []corev1.VolumeDevice{{Name: "disk", DevicePath: "/a/tmp/nemoclaw-proxy-env.sh"}}
+		}},
+		// The chain's own volume: any uid may leave a symlink in the
+		// sticky /tmp (a second target, before the first starts).
+		attack{"a mount inside the chain's /tmp", nested, func(p *corev1.Pod) {
+			addVolume(p, "decoy", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "decoy", MountPath: "/tmp/cache"})
+		}},
+	)
+	return out
+}
+
+// Each forgery is refused by the backstop alone, judged unguarded by the
+// audit, and refused by the webhook (which sees the target as input).
+func TestControlPlaneMountsOverOrIntoTheChainAreRefused(t *testing.T) {
+	for _, variant := range []struct{ name, config string }{
+		{"source auto", "source: auto\nimageVolume: never\n"},
+		{"source embedded", "source: embedded\n"},
+	} {
+		t.Run(variant.name, func(t *testing.T) {
+			cfg := testConfig(t, variant.config)
+			policyOnly := namespace(t, "openshell", nil)
+			webhooked := namespace(t, "openshell", nil)
+			register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{webhooked}})
+			enforce(t, cfg, []string{policyOnly, webhooked})
+			judge := judgeOf(t, cfg)
+			for _, a := range mountAttacks() {
+				t.Run(a.name, func(t *testing.T) {
+					// Offline-injected, then forged: the backstop alone.
+					p := webhook.Inject(agentPod("mount"), cfg).Pod
+					p.Namespace = policyOnly
+					a.forge(p)
+					if _, err := dryRunCreate(policyOnly, p); err == nil || !strings.Contains(err.Error(), a.want) {
+						t.Errorf("policy: %v, want a refusal saying %q", err, a.want)
+					}
+					if probs, err := judge.Problems(p); err != nil || !containsAny(probs, a.want) {
+						t.Errorf("audit: problems %q (%v), want one saying %q", probs, err, a.want)
+					}
+					// Written so before the webhook sees it.
+					q := agentPod("mount")
+					a.forge(q)
+					q.Namespace = webhooked
+					if got, err := dryRunCreate(webhooked, q); err == nil {
+						t.Errorf("webhook: admitted, annotated %v", got.Annotations)
+					}
+					if res := webhook.Inject(q, cfg); res.Outcome != webhook.OutcomeDenied {
+						t.Errorf("inject: %s %v, want it denied", res.Outcome, res.Warnings())
+					}
+				})
+			}
+		})
+	}
+}
+
+func containsAny(msgs []string, want string) bool {
+	for _, m := range msgs {
+		if strings.Contains(m, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// A mount inside a volume only the kubelet writes, without symlinks that
+// leave it (configMap, secret, downwardAPI, projected), and one beside /tmp
+// rather than in it, stay admitted by all three.
+func TestControlPlaneMountsInsideKubeletWrittenVolumesAreAdmitted(t *testing.T) {
+	cfg := testConfig(t, "")
+	policyOnly := namespace(t, "openshell", nil)
+	webhooked := namespace(t, "openshell", nil)
+	register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{webhooked}})
+	enforce(t, cfg, []string{policyOnly, webhooked})
+	judge := judgeOf(t, cfg)
+	for kind, src := range map[string]corev1.VolumeSource{
+		"configMap":   {ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}},
+		"secret":      {Secret: &corev1.SecretVolumeSource{SecretName: "cfg"}},
+		"downwardAPI": {DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels"}}}}},
+		"projected":   {Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}}}},
+	} {
+		t.Run("inside a "+kind, func(t *testing.T) {
+			p := agentPod("nested")
+			addVolume(p, "outer", src)
+			addVolume(p, "inner", emptyDir)
+			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "outer", MountPath: "/etc/app"}, {Name: "inner", MountPath: "/etc/app/state"},
+				{Name: "inner", MountPath: "/var/tmp", SubPath: "x"}}
+			q := p.DeepCopy()
+			q.Namespace = webhooked
+			got, err := dryRunCreate(webhooked, q)
+			if err != nil || !injected(got) {
+				t.Fatalf("webhook: %v", err)
+			}
+			if probs, _ := judge.Problems(got); len(probs) > 0 {
+				t.Errorf("audit: %v", probs)
+			}
+			r := webhook.Inject(p, cfg).Pod
+			r.Namespace = policyOnly
+			if _, err := dryRunCreate(policyOnly, r); err != nil {
+				t.Errorf("policy: %v", err)
+			}
+		})
+	}
+}
+
+// The audit judges a running pod by its annotations as they are: an update
+// may not change the ones that chose its settings (it runs what they said
+// at create), while other annotations still change freely.
+func TestControlPlaneUpdatesOfTheSettingsAnnotationsAreRefused(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t, "")
+	ns := namespace(t, "openshell", nil)
+	enforce(t, cfg, []string{ns})
+	judge := judgeOf(t, cfg)
+	for i, tt := range []struct{ from, to string }{{"embedded", "auto"}, {"auto", "embedded"}, {"embedded", ""}, {"", "embedded"}} {
+		t.Run(tt.from+" to "+tt.to, func(t *testing.T) {
+			p := agentPod(fmt.Sprintf("relabel-%d", i))
+			if tt.from != "" {
+				p.Annotations[webhook.AnnotationSource] = tt.from
+			}
+			got, err := clientset.CoreV1().Pods(ns).Create(ctx, webhook.Inject(p, cfg).Pod, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok := got.DeepCopy()
+			ok.Annotations["example.com/note"] = "changed"
+			if _, err := clientset.CoreV1().Pods(ns).Update(ctx, ok, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+				t.Errorf("another annotation's update: %v", err)
+			}
+			if tt.to == "" {
+				delete(got.Annotations, webhook.AnnotationSource)
+			} else {
+				got.Annotations[webhook.AnnotationSource] = tt.to
+			}
+			if _, err := clientset.CoreV1().Pods(ns).Update(ctx, got, metav1.UpdateOptions{}); err == nil || !strings.Contains(err.Error(), "may not change the guardchain.dev/ annotations") {
+				t.Errorf("update: %v, want a refusal", err)
+			}
+			if probs, _ := judge.Problems(got); len(probs) == 0 {
+				t.Errorf("audit: the pod as the refused update would leave it judged guarded")
+			}
+		})
+	}
+}
+
+// With webhook.objectSelector set, creates are judged where it selects, and
+// updates of an injected pod whatever its labels say now: removing the
+// label, then changing the images, is refused at the second step.
+func TestControlPlaneUpdatesAfterTheSelectedLabelIsRemovedAreChecked(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t, "")
+	ns := namespace(t, "openshell", nil)
+	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"openshell.dev/sandbox-managed": "true"}}
+	enforceSelected(t, cfg, []string{ns}, sel)
+	unlabelled := agentPod("unlabelled")
+	if _, err := dryRunCreate(ns, unlabelled); err != nil {
+		t.Errorf("a pod the objectSelector leaves out: %v, want it admitted uninjected", err)
+	}
+	p := agentPod("selected")
+	p.Labels = map[string]string{"openshell.dev/sandbox-managed": "true"}
+	if _, err := dryRunCreate(ns, p.DeepCopy()); err == nil {
+		t.Error("a selected pod without the chain was admitted")
+	}
+	got, err := clientset.CoreV1().Pods(ns).Create(ctx, webhook.Inject(p, cfg).Pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(got.Labels, "openshell.dev/sandbox-managed")
+	if got, err = clientset.CoreV1().Pods(ns).Update(ctx, got, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("removing the label: %v", err)
+	}
+	for i := range got.Spec.InitContainers {
+		got.Spec.InitContainers[i].Image = "busybox:1.37"
+	}
+	if _, err := clientset.CoreV1().Pods(ns).Update(ctx, got, metav1.UpdateOptions{}); err == nil || !strings.Contains(err.Error(), "may not change the images") {
+		t.Errorf("changing the images once the label is gone: %v, want a refusal", err)
+	}
+}
