@@ -69,14 +69,14 @@ bench: ## benchmarks (each reported beside its baseline in the same run)
 
 # A regexp of the reviews bench-handler serves (captured, or a name in webhook/testdata/reviews).
 REVIEWS ?= .*
-bench-handler: ## the admission handler in process beside its floors, per review of the set (REVIEWS=regexp): 8 interleaved rounds, benchstat columns per path
+bench-handler: ## the admission handler in process beside its baselines, per review of the set (REVIEWS=regexp): 8 interleaved rounds, benchstat columns per path
 	@mkdir -p _out; : > _out/bench-handler.txt; for i in $$(seq 8); do \
 	  $(GO) test ./webhook -run '^$$' -bench '^BenchmarkReview$$/^review=($(REVIEWS))$$' -benchmem -cpu 1 -count 1 >> _out/bench-handler.txt || exit 1; done
 	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) -col /path _out/bench-handler.txt
 
-bench-load: build ## the webhook under load over TLS on 127.0.0.1 beside a floor server, per review of the set (vegeta: 64 workers, 10 s measured, 5 rounds; LOAD_FLAGS=...)
-	$(GO) build -o $(BIN)/load-floor ./test/load/floor
-	$(GO) run ./test/load -webhook $(BIN)/guardchain-webhook -floor $(BIN)/load-floor $(LOAD_FLAGS)
+bench-load: build ## the webhook under load over TLS on 127.0.0.1 beside a baseline server, per review of the set (vegeta: 64 workers, 10 s measured, 5 rounds; LOAD_FLAGS=...)
+	$(GO) build -o $(BIN)/load-baseline ./test/load/baseline
+	$(GO) run ./test/load -webhook $(BIN)/guardchain-webhook -baseline $(BIN)/load-baseline $(LOAD_FLAGS)
 
 measure-emit: build ## median wall time of the whole initguards process (first emit, re-emit) beside /bin/true, 300 runs each
 	@med() { for i in $$(seq 300); do s=$$(date +%s%N); "$$@" >/dev/null; echo $$(( $$(date +%s%N) - s )); done | sort -n | sed -n 150p; }; \
@@ -132,7 +132,7 @@ endef
 e2e-local: ## the e2e suite on a real single-node cluster on this machine (root; see deploy/local; E2E_RUN=regexp picks tests)
 	$(call local-session,$(GO) test -tags e2e -count=1 -v -timeout 20m -skip '^TestDrills$$' $(E2E_RUN_FLAG) ./test/e2e/)
 
-study-poststart: ## the native-sidecar postStart start path tried on the local cluster: pod create to Ready beside the shipped path, and each fault (README: "Studied, not shipped"; STUDY_ONLY=ready|1|2|3|4, STUDY_N=pods per variant)
+study-poststart: ## the native-sidecar postStart start path tried on the local cluster: pod create to Ready beside the shipped path, and each fault (docs/configuration.md: "Studied, not shipped"; STUDY_ONLY=ready|1|2|3|4, STUDY_N=pods per variant)
 	$(call local-session,$(GO) test -tags e2e,study -count=1 -v -timeout 40m -run '^TestPostStartStudy$$' ./test/e2e/)
 
 DRILLS ?= ^TestDrills$$

@@ -12,7 +12,7 @@ import (
 )
 
 // Baselines: BenchmarkProcessTrue is the cost of starting any process, the
-// floor for BenchmarkProcessEmit*; compare with benchstat or by ratio.
+// baseline for BenchmarkProcessEmit*; compare with benchstat or by ratio.
 
 func BenchmarkEmitFirst(b *testing.B) {
 	base := b.TempDir()

@@ -11,8 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
-// allowAll is the floor: controller-runtime decodes the AdmissionReview and
-// answers "allowed". BenchmarkHandlerSandbox / BenchmarkFloorSandbox is the
+// allowAll is the baseline: controller-runtime decodes the AdmissionReview and
+// answers "allowed". BenchmarkHandlerSandbox / BenchmarkBaselineSandbox is the
 // cost guardchain adds.
 type allowAll struct{}
 
@@ -36,7 +36,7 @@ func benchServe(b *testing.B, h admission.Handler) {
 	}
 }
 
-func BenchmarkFloorSandbox(b *testing.B) { benchServe(b, allowAll{}) }
+func BenchmarkBaselineSandbox(b *testing.B) { benchServe(b, allowAll{}) }
 
 func BenchmarkHandlerSandbox(b *testing.B) {
 	benchServe(b, &Handler{Config: Default(), Log: logr.Discard()})

@@ -12,7 +12,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/guardchain/guardchain/internal/floor"
+	"github.com/guardchain/guardchain/internal/baseline"
 )
 
 // BenchmarkReview serves each review of the set drawn from the golden
@@ -21,12 +21,12 @@ import (
 // deploy/examples/openshell-sandbox-review.json) over HTTP, in process, by
 // each path:
 //
-//	path=floor      decode the review and the pod with encoding/json, answer allowed
+//	path=baseline      decode the review and the pod with encoding/json, answer allowed
 //	path=allow-all  controller-runtime's admission.Webhook answering allowed (no pod decoded)
 //	path=webhook    guardchain behind admission.Webhook: the body parsed three times
 //	path=serve      guardchain's ServeHTTP, which the server registers: parsed once
 //
-// make bench-handler prints each review's paths beside its floor
+// make bench-handler prints each review's paths beside its baseline
 // (benchstat -col /path). Besides wall time per op it reports cpu-ns/op,
 // the process's CPU time (garbage collection included) per op: on a
 // machine shared with other work, wall time also counts waiting for a core.
@@ -46,7 +46,7 @@ func BenchmarkReview(b *testing.B) {
 		name string
 		h    http.Handler
 	}{
-		{"floor", floor.Handler{}},
+		{"baseline", baseline.Handler{}},
 		{"allow-all", &admission.Webhook{Handler: allowAll{}}},
 		{"webhook", &admission.Webhook{Handler: guardchain}},
 		{"serve", guardchain},

@@ -26,7 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/guardchain/guardchain/internal/floor"
+	"github.com/guardchain/guardchain/internal/baseline"
 	"github.com/guardchain/guardchain/webhook"
 )
 
@@ -55,7 +55,7 @@ func TestSandboxReviewIsWhatTheAPIServerSends(t *testing.T) {
 		default:
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		floor.Handler{}.ServeHTTP(w, r)
+		baseline.Handler{}.ServeHTTP(w, r)
 	})}
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/guardchain/guardchain/internal/floor"
+	"github.com/guardchain/guardchain/internal/baseline"
 )
 
 func TestOnlyLoopbackIsTargeted(t *testing.T) {
@@ -32,7 +32,7 @@ func TestOnlyLoopbackIsTargeted(t *testing.T) {
 	}
 }
 
-// A short attack on the floor over TLS: every answer checked, the phase
+// A short attack on the baseline over TLS: every answer checked, the phase
 // bounded by count.
 func TestAttackIsBoundedAndChecksAnswers(t *testing.T) {
 	dir := t.TempDir()
@@ -44,7 +44,7 @@ func TestAttackIsBoundedAndChecksAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(floor.Handler{})
+	srv := httptest.NewUnstartedServer(baseline.Handler{})
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	srv.StartTLS()
 	defer srv.Close()
@@ -105,19 +105,19 @@ func TestRunReportsBothServers(t *testing.T) {
 		t.Skip("builds and runs both servers")
 	}
 	bin := t.TempDir()
-	for pkg, out := range map[string]string{"../../cmd/guardchain-webhook": "guardchain-webhook", "./floor": "load-floor"} {
+	for pkg, out := range map[string]string{"../../cmd/guardchain-webhook": "guardchain-webhook", "./baseline": "load-baseline"} {
 		if b, err := exec.Command("go", "build", "-o", filepath.Join(bin, out), pkg).CombinedOutput(); err != nil {
 			t.Fatalf("building %s: %v\n%s", pkg, err, b)
 		}
 	}
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"-webhook", filepath.Join(bin, "guardchain-webhook"), "-floor", filepath.Join(bin, "load-floor"),
+	err := run(context.Background(), []string{"-webhook", filepath.Join(bin, "guardchain-webhook"), "-baseline", filepath.Join(bin, "load-baseline"),
 		"-review", "../../deploy/examples/openshell-sandbox-review.json", "-review", "../../webhook/testdata/reviews/openshell-sandbox-vault.json", "-concurrency", "4", "-warmup", "200ms", "-duration", "500ms", "-rounds", "1"}, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"| captured | floor | ", "| captured | guardchain | ", "| openshell-sandbox-vault | floor | ",
-		"| openshell-sandbox-vault | guardchain | ", "guardchain / floor", "| openshell-sandbox-vault | 0.", "MiB"} {
+	for _, want := range []string{"| captured | baseline | ", "| captured | guardchain | ", "| openshell-sandbox-vault | baseline | ",
+		"| openshell-sandbox-vault | guardchain | ", "guardchain / baseline", "| openshell-sandbox-vault | 0.", "MiB"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

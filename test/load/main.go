@@ -1,13 +1,13 @@
 // Command load measures guardchain's webhook under load over TLS, beside a
-// floor server, in one run (make bench-load). Each server is a process of
+// baseline server, in one run (make bench-load). Each server is a process of
 // its own on 127.0.0.1; vegeta's attacker posts one AdmissionReview from a
 // fixed number of workers over HTTP/1.1 keep-alive connections, first for a
 // warm-up, then for the measured phase. By default it does so for each
 // review of a set (the API server's captured review of the sandbox pod and
 // the reviews built from the golden corpus, webhook/testdata/reviews), the
-// floor measured beside guardchain for each. It reports, per review,
+// baseline measured beside guardchain for each. It reports, per review,
 // admissions/s, p50 and p99, the server's peak RSS and CPU seconds per
-// 1,000 admissions, and guardchain's ratios to the floor. Every phase is
+// 1,000 admissions, and guardchain's ratios to the baseline. Every phase is
 // bounded in time and in count; only loopback addresses are targeted.
 package main
 
@@ -41,7 +41,7 @@ func main() {
 }
 
 type options struct {
-	webhook, floor      string
+	webhook, baseline      string
 	reviews             []string // files; none: the default set
 	reviewDir           string   // the corpus reviews of the default set
 	concurrency, rounds int
@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	var o options
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.StringVar(&o.webhook, "webhook", "bin/guardchain-webhook", "guardchain-webhook binary")
-	fs.StringVar(&o.floor, "floor", "bin/load-floor", "floor server binary (test/load/floor)")
+	fs.StringVar(&o.baseline, "baseline", "bin/load-baseline", "baseline server binary (test/load/baseline)")
 	fs.Func("review", "AdmissionReview to post (repeat for more); default: "+capturedReview+" and each of -review-dir",
 		func(v string) error { o.reviews = append(o.reviews, v); return nil })
 	fs.StringVar(&o.reviewDir, "review-dir", "webhook/testdata/reviews", "the corpus reviews of the default set (*.json)")
@@ -108,8 +108,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	servers := []server{
-		{name: "floor", want: `"allowed":true`, args: func(port int) []string {
-			return []string{o.floor, "-addr", "127.0.0.1:" + strconv.Itoa(port), "-cert-dir", dir}
+		{name: "baseline", want: `"allowed":true`, args: func(port int) []string {
+			return []string{o.baseline, "-addr", "127.0.0.1:" + strconv.Itoa(port), "-cert-dir", dir}
 		}},
 		{name: "guardchain", want: `"patch":"`, args: func(port int) []string {
 			return []string{o.webhook, "serve", "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--cert-mode", "files",
@@ -142,7 +142,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	rows := make([]row, len(reviews))
 	for i, r := range reviews {
-		rows[i] = row{review: r.name, floor: median(results[i]["floor"]), guardchain: median(results[i]["guardchain"])}
+		rows[i] = row{review: r.name, baseline: median(results[i]["baseline"]), guardchain: median(results[i]["guardchain"])}
 	}
 	report(out, rows, o.rounds)
 	return nil
@@ -350,29 +350,29 @@ func median(ms []measurement) measurement {
 // row is one review's medians, for each server.
 type row struct {
 	review            string
-	floor, guardchain measurement
+	baseline, guardchain measurement
 }
 
 func report(out io.Writer, rows []row, rounds int) {
-	fmt.Fprintf(out, "\nmedians of %d rounds, each review's floor measured beside it in the same run:\n\n", rounds)
+	fmt.Fprintf(out, "\nmedians of %d rounds, each review's baseline measured beside it in the same run:\n\n", rounds)
 	fmt.Fprintln(out, "| review | server | admissions/s | p50 | p99 | peak RSS | server CPU s per 1,000 admissions | load generator CPU s per 1,000 |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		for _, s := range []struct {
 			name string
 			m    measurement
-		}{{"floor", r.floor}, {"guardchain", r.guardchain}} {
+		}{{"baseline", r.baseline}, {"guardchain", r.guardchain}} {
 			fmt.Fprintf(out, "| %s | %s | %.0f | %.2f ms | %.2f ms | %.1f MiB | %.3f | %.3f |\n", r.review, s.name, s.m.rate, msf(s.m.p50), msf(s.m.p99),
 				mib(s.m.rss), s.m.cpuPerK.Seconds(), s.m.clientPerK.Seconds())
 		}
 	}
-	fmt.Fprint(out, "\nguardchain / floor:\n\n")
+	fmt.Fprint(out, "\nguardchain / baseline:\n\n")
 	fmt.Fprintln(out, "| review | throughput | p50 | p99 | peak RSS | server CPU per admission | load generator CPU per admission |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
 	var worst row
 	var minRate, maxP99, maxCPU, maxRSS float64
 	for i, r := range rows {
-		f, g := r.floor, r.guardchain
+		f, g := r.baseline, r.guardchain
 		rate, p99, cpu := g.rate/f.rate, float64(g.p99)/float64(f.p99), float64(g.cpuPerK)/float64(f.cpuPerK)
 		fmt.Fprintf(out, "| %s | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx |\n", r.review, rate,
 			float64(g.p50)/float64(f.p50), p99, float64(g.rss)/float64(f.rss), cpu, float64(g.clientPerK)/float64(f.clientPerK))
@@ -387,8 +387,8 @@ func report(out io.Writer, rows []row, rounds int) {
 		}
 		maxRSS = max(maxRSS, mib(g.rss))
 	}
-	fmt.Fprintf(out, "\ngoals, over every review: throughput >= 0.8x the floor's (lowest %.2fx), p99 <= 1.5x the floor's (highest %.2fx), "+
-		"server CPU per admission <= 1.2x the floor's (highest %.2fx, %s), peak RSS <= 60 MiB (highest %.1f MiB)\n",
+	fmt.Fprintf(out, "\ngoals, over every review: throughput >= 0.8x the baseline's (lowest %.2fx), p99 <= 1.5x the baseline's (highest %.2fx), "+
+		"server CPU per admission <= 1.2x the baseline's (highest %.2fx, %s), peak RSS <= 60 MiB (highest %.1f MiB)\n",
 		minRate, maxP99, maxCPU, worst.review, maxRSS)
 }
 

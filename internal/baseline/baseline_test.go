@@ -1,4 +1,4 @@
-package floor
+package baseline
 
 import (
 	"encoding/json"
@@ -11,7 +11,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 )
 
-func TestFloorAllowsWhatItCanReadAndRefusesTheRest(t *testing.T) {
+func TestBaselineAllowsWhatItCanReadAndRefusesTheRest(t *testing.T) {
 	review, err := os.ReadFile("../../deploy/examples/openshell-sandbox-review.json")
 	if err != nil {
 		t.Fatal(err)

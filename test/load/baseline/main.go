@@ -1,6 +1,6 @@
-// Command floor serves the floor that make bench-load measures guardchain
+// Command baseline serves the baseline that make bench-load measures guardchain
 // against: TLS on a loopback address, each AdmissionReview and its pod
-// decoded with encoding/json (internal/floor), answered allowed without a
+// decoded with encoding/json (internal/baseline), answered allowed without a
 // patch. It stops on SIGTERM.
 package main
 
@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/guardchain/guardchain/internal/floor"
+	"github.com/guardchain/guardchain/internal/baseline"
 )
 
 func main() {
@@ -28,7 +28,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, *addr, *certDir); err != nil {
-		fmt.Fprintln(os.Stderr, "floor:", err)
+		fmt.Fprintln(os.Stderr, "baseline:", err)
 		os.Exit(1)
 	}
 }
@@ -42,8 +42,8 @@ func serve(ctx context.Context, addr, certDir string) error {
 	if err != nil {
 		return fmt.Errorf("loading the serving certificate: %w", err)
 	}
-	// The same TLS floor and HTTP timeouts as the webhook's server.
-	srv := &http.Server{Addr: addr, Handler: floor.Handler{},
+	// The same TLS baseline and HTTP timeouts as the webhook's server.
+	srv := &http.Server{Addr: addr, Handler: baseline.Handler{},
 		TLSConfig:   &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		IdleTimeout: 90 * time.Second, ReadHeaderTimeout: 32 * time.Second, MaxHeaderBytes: 1 << 20}
 	errc := make(chan error, 1)

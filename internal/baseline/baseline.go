@@ -1,7 +1,7 @@
-// Package floor is the least an admission webhook can do, to measure
+// Package baseline is the least an admission webhook can do, to measure
 // guardchain against: decode the AdmissionReview and the pod with
 // encoding/json and answer allowed, without a patch.
-package floor
+package baseline
 
 import (
 	"encoding/json"
@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// Handler is the floor as an http.Handler.
+// Handler is the baseline as an http.Handler.
 type Handler struct{}
 
 // ServeHTTP decodes the review and its pod, and answers allowed; a body it
