@@ -2,7 +2,8 @@
 // whether the guard chain is in place: guarded, stale (another release's
 // chain: restart to update), unguarded (created before guardchain was
 // installed, or while the webhook was bypassed) or failed (its init
-// container did not complete). Classify is pure; Run reads the cluster.
+// container did not complete), by the backstop's own expressions (Judge).
+// Classify is pure; Audit reads the cluster; Main is the command.
 package audit
 
 import (

@@ -51,7 +51,7 @@ func EnforcementTemplate() (string, error) {
 	}
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w(`{{- /*
-The backstop (README: "Enforcement"): a ValidatingAdmissionPolicy, evaluated
+The backstop (docs/enforcement.md): a ValidatingAdmissionPolicy, evaluated
 by the API server after all mutation, that refuses a sandbox pod without the
 guard chain as the webhook renders it, whatever happened to the webhook.
 Generated from webhook/enforcement.go by go test ./webhook -run

@@ -117,7 +117,7 @@ func decodeReview(body []byte) (*podRequest, bool) {
 // false when it could not read all of it (the fallback then reports why).
 // The buffer grows to the length the client claims only as far as a review
 // usually is; beyond that it grows with the bytes that arrive, so a claimed
-// length alone (unauthenticated, on many connections or HTTP/2 streams)
+// length alone (unauthenticated, on many connections)
 // cannot make the webhook allocate.
 func readReview(r *http.Request, buf *bytes.Buffer) (body []byte, complete bool) {
 	if n := r.ContentLength; n > 0 {
