@@ -53,7 +53,9 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err == nil {
+	// A failed write or chmod fails the whole write (it was lost to a
+	// shadowed err before).
+	if _, err = tmp.Write(data); err == nil {
 		err = tmp.Chmod(mode)
 	}
 	if cerr := tmp.Close(); err == nil {

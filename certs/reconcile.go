@@ -57,7 +57,7 @@ func (m *Manager) reconcileOnce(ctx context.Context) (time.Time, error) {
 	// The Secret first: the caBundle gains a CA only once the Secret holds
 	// it. A replica that then reads the Secret and a bundle not yet patched
 	// finds the CAs the Secret retired named in it (AnnotationRetired).
-	if sec == nil || !d.stored.equal(cur) {
+	if sec == nil || !d.equal(cur) {
 		if err := m.writeSecret(ctx, sec, d.stored, mwc); err != nil {
 			return time.Time{}, err // a conflict is retried by Reconcile
 		}

@@ -309,7 +309,7 @@ func TestHTTPProxyFixReissuesForwardModeHTTPS(t *testing.T) {
 		t.Fatalf("target saw %d requests, want 1", len(reqs))
 	}
 	got := reqs[0]
-	if got.Method != "POST" || got.Path != "/hello?x=1" || string(got.Body) != "payload" || got.Header.Get("X-Keep") != "yes" {
+	if got.Method != http.MethodPost || got.Path != "/hello?x=1" || string(got.Body) != "payload" || got.Header.Get("X-Keep") != "yes" {
 		t.Errorf("target saw %s %s body %q headers %v", got.Method, got.Path, got.Body, got.Header)
 	}
 	// Proxy credentials, and a header the caller's Connection names as

@@ -175,7 +175,7 @@ func (d *chainDir) isCurrent(f guards.File, pol Policy) (bool, error) {
 	}
 	got, err := d.read(f.Name, len(f.Data))
 	if err != nil {
-		return false, nil // unreadable: rewrite it
+		return false, nil //nolint:nilerr // unreadable: rewrite it
 	}
 	return bytes.Equal(got, f.Data), nil
 }
@@ -259,7 +259,7 @@ func (d *chainDir) failed(err error, guardsDamaged bool, files []guards.File) er
 			return err // no marker to remove (a read-only mount says EROFS even for none)
 		}
 		if rmErr := unix.Unlinkat(d.fd, marker, 0); rmErr != nil && !errors.Is(rmErr, unix.ENOENT) {
-			return fmt.Errorf("%w (and removing %s failed: %v)", err, d.path(marker), rmErr)
+			return fmt.Errorf("%w (and removing %s failed: %v)", err, d.path(marker), rmErr) //nolint:errorlint // the removal's error is context, not a cause
 		}
 	}
 	return err

@@ -262,7 +262,7 @@ func TestConcurrentEmittersNeverExposePartialChain(t *testing.T) {
 			for _, f := range files[:last] {
 				b, err := os.ReadFile(filepath.Join(dir, f.Name))
 				if err != nil || !bytes.Equal(b, f.Data) {
-					readerErr = fmt.Errorf("%s incomplete (%v) while proxy-env.sh was present", f.Name, err)
+					readerErr = fmt.Errorf("%s incomplete (%w) while proxy-env.sh was present", f.Name, err)
 					return
 				}
 			}

@@ -283,7 +283,7 @@ func managedFields(t testing.TB, p *corev1.Pod, manager string) metav1.ManagedFi
 		t.Fatal(err)
 	}
 	return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1",
-		Time: &metav1.Time{Time: at}, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: b}}
+		Time: &metav1.Time{Time: at}, FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(string(b))}
 }
 
 // mountServiceAccountToken is the ServiceAccount admission plugin: the

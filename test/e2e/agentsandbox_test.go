@@ -266,10 +266,10 @@ func (e *env) startAgentSandbox(t *testing.T) *agentSandbox {
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-exited: //nolint:errcheck // how it exited does not matter here
 		case <-time.After(15 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			<-exited //nolint:errcheck // killed
 		}
 		if t.Failed() {
 			b, _ := os.ReadFile(as.log)
@@ -398,7 +398,7 @@ func (e *env) waitGateway(t *testing.T, p *corev1.Pod) {
 			ended = cur
 			return nil
 		}
-		return fmt.Errorf("no gateway line yet (%v)", err)
+		return fmt.Errorf("no gateway line yet (%w)", err)
 	})
 	if ended != nil {
 		t.Fatalf("pod %s/%s: the agent exited before its gateway started:\n%s", p.Namespace, p.Name, e.describePod(t, ended))
@@ -555,7 +555,7 @@ func TestE2EAgentSandboxMakesGuardedOpenShellPods(t *testing.T) {
 			if apierrors.IsNotFound(err) {
 				return nil
 			}
-			return fmt.Errorf("pod still there (%v)", err)
+			return fmt.Errorf("pod still there (%w)", err)
 		})
 		done()
 		done = step(t, "resume")
@@ -709,7 +709,7 @@ func (e *env) waitWarmPods(t *testing.T, pool string, n int, except map[string]*
 			return err
 		}
 		clear(got)
-		var notYet error = fmt.Errorf("%d of %d", 0, n)
+		notYet := fmt.Errorf("%d of %d", 0, n)
 		for i := range pods.Items {
 			p := &pods.Items[i]
 			if _, old := except[p.Name]; old || p.DeletionTimestamp != nil || !strings.HasPrefix(p.Name, pool) {
@@ -725,7 +725,7 @@ func (e *env) waitWarmPods(t *testing.T, pool string, n int, except map[string]*
 			got[p.Name] = p
 		}
 		if len(got) < n {
-			return fmt.Errorf("%d of %d Ready (%v)", len(got), n, notYet)
+			return fmt.Errorf("%d of %d Ready (%w)", len(got), n, notYet)
 		}
 		return nil
 	})
@@ -840,7 +840,7 @@ func (c *churn) podEvent(ev watch.Event) {
 	p, ok := ev.Object.(*corev1.Pod)
 	if !ok {
 		if ev.Type == watch.Error {
-			c.errs = append(c.errs, fmt.Errorf("pod watch: %v", apierrors.FromObject(ev.Object)))
+			c.errs = append(c.errs, fmt.Errorf("pod watch: %w", apierrors.FromObject(ev.Object)))
 		}
 		return
 	}
@@ -877,7 +877,7 @@ func (c *churn) sandboxEvent(ev watch.Event) {
 	u, ok := ev.Object.(*unstructured.Unstructured)
 	if !ok {
 		if ev.Type == watch.Error {
-			c.errs = append(c.errs, fmt.Errorf("Sandbox watch: %v", apierrors.FromObject(ev.Object)))
+			c.errs = append(c.errs, fmt.Errorf("Sandbox watch: %w", apierrors.FromObject(ev.Object)))
 		}
 		return
 	}
@@ -955,7 +955,7 @@ func fieldsRaw(f *metav1.FieldsV1) []byte {
 	if f == nil {
 		return nil
 	}
-	return f.Raw
+	return f.GetRawBytes()
 }
 
 func (c *churn) stop() {

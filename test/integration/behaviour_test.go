@@ -95,7 +95,9 @@ func TestControlPlaneSelection(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := create(t, tt.ns, tt.pod)
-			defer clientset.CoreV1().Pods(tt.ns).Delete(context.Background(), got.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+			defer func() {
+				_ = clientset.CoreV1().Pods(tt.ns).Delete(context.Background(), got.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+			}()
 			if injected(got) != tt.injected {
 				t.Errorf("injected=%v, want %v: annotations %v", injected(got), tt.injected, got.Annotations)
 			}

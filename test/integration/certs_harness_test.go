@@ -218,15 +218,6 @@ func servedSerial(t *testing.T, port int) string {
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
 }
 
-func serialOf(t *testing.T, pemBytes []byte) string {
-	t.Helper()
-	cs, err := certs.ParseCerts(pemBytes)
-	if err != nil || len(cs) == 0 {
-		t.Fatalf("parsing certificate: %v", err)
-	}
-	return cs[0].SerialNumber.String()
-}
-
 // createLoop creates sandbox pods (dry run) until stop, counting failures.
 func createLoop(t *testing.T, ns string, stop <-chan struct{}) (ok, failed *atomic.Int64, errs *sync.Map, done chan struct{}) {
 	ok, failed, errs, done = &atomic.Int64{}, &atomic.Int64{}, &sync.Map{}, make(chan struct{})
@@ -324,7 +315,7 @@ func everyReplicaServes(t *testing.T, reps []*replica, ca *x509.Certificate) err
 	t.Helper()
 	for i, r := range reps {
 		if err := leafCert(t, r.port).CheckSignatureFrom(ca); err != nil {
-			return fmt.Errorf("replica %d serves a leaf not signed by %s: %v", i, ca.SerialNumber.Text(16), err)
+			return fmt.Errorf("replica %d serves a leaf not signed by %s: %w", i, ca.SerialNumber.Text(16), err)
 		}
 	}
 	return nil

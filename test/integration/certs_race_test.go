@@ -10,7 +10,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/guardchain/guardchain/certs"
 )
@@ -99,7 +98,7 @@ func TestControlPlaneSelfManagedRetiredCAStaysRetiredWhenReplicasRace(t *testing
 				hold = newHoldRequest(isWrite, 2)
 			}
 			held := impersonateThrough(t, s.id.namespace, s.id.sa, hold.wrap)
-			clientA, clientB := kubernetes.Interface(held), s.id.client
+			clientA, clientB := held, s.id.client
 			if !tc.holdRetiring {
 				clientA, clientB = clientB, clientA
 			}

@@ -49,7 +49,7 @@ func TestControlPlaneSelfManagedSecretDeletedWhileServing(t *testing.T) {
 				}
 				ca, err := certs.ParseCerts(sec.Data[certs.KeySignerCrt])
 				if err != nil || len(ca) == 0 {
-					return fmt.Errorf("no CA in the recreated Secret: %v", err)
+					return fmt.Errorf("no CA in the recreated Secret: %v", err) //nolint:errorlint // err may be nil here
 				}
 				if ca[0].Equal(oldCA) {
 					return fmt.Errorf("the recreated Secret holds the deleted CA")

@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -104,7 +105,7 @@ func decodeManifests(t *testing.T, out string) []*unstructured.Unstructured {
 	for {
 		var u unstructured.Unstructured
 		if err := dec.Decode(&u.Object); err != nil {
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return objs
 			}
 			t.Fatalf("decoding rendered manifests: %v", err)

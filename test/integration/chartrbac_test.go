@@ -98,7 +98,7 @@ func asChartServiceAccount(t *testing.T, rel, ns string) chartIdentity {
 			Data: map[string][]byte{corev1.TLSCertKey: nil, corev1.TLSPrivateKeyKey: nil}},
 			metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err == nil || !strings.Contains(err.Error(), "may write only the Secret") {
-			return fmt.Errorf("a Secret of another name is not refused yet: %v", err)
+			return fmt.Errorf("a Secret of another name is not refused yet: %v", err) //nolint:errorlint // err may be nil here
 		}
 		return nil
 	})

@@ -78,7 +78,7 @@ func enforceSelected(t testing.TB, cfg webhook.Config, namespaces []string, sel 
 		if hasPrefix(warned.all(), "Validation failed for ValidatingAdmissionPolicy '"+name+"'") {
 			return nil
 		}
-		return fmt.Errorf("policy not applied yet (%v)", err)
+		return fmt.Errorf("policy not applied yet (%v)", err) //nolint:errorlint // err may be nil here
 	})
 }
 

@@ -94,7 +94,7 @@ func (r *helmRelease) untrusted(t *testing.T, mwc string, reps ...*certReplica) 
 	bundle := r.liveBundle(t, mwc)
 	for _, c := range reps {
 		if err := certs.CheckServing(c.served(t), bundle, c.names, time.Now()); err != nil {
-			return fmt.Errorf("%s serves a leaf the caBundle does not trust: %v", c.name, err)
+			return fmt.Errorf("%s serves a leaf the caBundle does not trust: %w", c.name, err)
 		}
 	}
 	return nil

@@ -50,7 +50,7 @@ func waitWebhookConfigPolicy(t *testing.T, id chartIdentity) {
 		_, err = id.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(context.Background(), mwc,
 			metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err == nil || !strings.Contains(err.Error(), webhookConfigRefusal(id)) {
-			return fmt.Errorf("an edit beyond the caBundle is not refused yet: %v", err)
+			return fmt.Errorf("an edit beyond the caBundle is not refused yet: %v", err) //nolint:errorlint // err may be nil here
 		}
 		return nil
 	})
@@ -225,7 +225,7 @@ func TestChartWebhookConfigPolicyConfinesTheWebhookToTheCABundle(t *testing.T) {
 			t.Errorf("%s, as the ServiceAccount: admitted", e.name)
 			// Put it back, so the next edit starts from the chart's.
 			back := current()
-			before.ObjectMeta.ResourceVersion = back.ResourceVersion
+			before.ResourceVersion = back.ResourceVersion
 			if _, err := admin.Update(ctx, before, metav1.UpdateOptions{}); err != nil {
 				t.Fatalf("restoring the webhook configuration: %v", err)
 			}

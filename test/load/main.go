@@ -41,7 +41,7 @@ func main() {
 }
 
 type options struct {
-	webhook, baseline      string
+	webhook, baseline   string
 	reviews             []string // files; none: the default set
 	reviewDir           string   // the corpus reviews of the default set
 	concurrency, rounds int
@@ -246,10 +246,10 @@ func (s server) measure(ctx context.Context, o options, ca, body []byte, dir str
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-exited: //nolint:errcheck // how it exited does not matter here
 		case <-time.After(15 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			<-exited //nolint:errcheck // killed
 		}
 	}()
 	ao := attackOptions{URL: fmt.Sprintf("https://127.0.0.1:%d/mutate-pods", port), CA: ca, ServerName: "localhost",
@@ -303,13 +303,13 @@ func waitServing(ctx context.Context, o attackOptions, exited <-chan error) erro
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("the server exited: %v", err)
+			return fmt.Errorf("the server exited: %w", err)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not serving after 20 s: %v %q", err, r.Errors)
+			return fmt.Errorf("not serving after 20 s: %v %q", err, r.Errors) //nolint:errorlint // err may be nil here
 		}
 	}
 }
@@ -349,7 +349,7 @@ func median(ms []measurement) measurement {
 
 // row is one review's medians, for each server.
 type row struct {
-	review            string
+	review               string
 	baseline, guardchain measurement
 }
 

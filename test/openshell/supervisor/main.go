@@ -124,13 +124,13 @@ func parseProcessSpec(env []string) (processSpec, error) {
 	if p, ok := strings.CutPrefix(v, base64Prefix); ok {
 		b, err := base64.RawURLEncoding.DecodeString(p)
 		if err != nil {
-			return processSpec{}, fmt.Errorf("%s: base64url: %v", envMainProcess, err)
+			return processSpec{}, fmt.Errorf("%s: base64url: %w", envMainProcess, err)
 		}
 		raw = b
 	}
 	var s processSpec
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return processSpec{}, fmt.Errorf("%s: %v", envMainProcess, err)
+		return processSpec{}, fmt.Errorf("%s: %w", envMainProcess, err)
 	}
 	if s.Version != specVersion {
 		return processSpec{}, fmt.Errorf("%s: version %d, want %d", envMainProcess, s.Version, specVersion)

@@ -34,7 +34,7 @@ func TestParseModeTakesTheDriversComponents(t *testing.T) {
 		{in: "network", want: mode{network: true}},
 		{in: "network-init", want: mode{networkInit: true}},
 		{in: "network-init,process", err: true},
-		{in: "proces", err: true},
+		{in: "proces", err: true}, //nolint:misspell // a misspelt name, refused
 		{in: "", err: true},
 	} {
 		got, err := parseMode(tc.in)
