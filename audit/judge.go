@@ -9,6 +9,8 @@ import (
 	"github.com/google/cel-go/ext"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -18,6 +20,8 @@ import (
 // policy cannot disagree on what a guarded pod is. A pod is judged as if it
 // were being created.
 type Judge struct {
+	// selector is the policy's objectSelector (everything when it has none).
+	selector    labels.Selector
 	conditions  []cel.Program
 	variables   []variable
 	validations []validation
@@ -53,7 +57,12 @@ func NewJudge(spec admissionregistrationv1.ValidatingAdmissionPolicySpec) (*Judg
 		}
 		return prg, nil
 	}
-	j := &Judge{}
+	j := &Judge{selector: labels.Everything()}
+	if mc := spec.MatchConstraints; mc != nil && mc.ObjectSelector != nil {
+		if j.selector, err = metav1.LabelSelectorAsSelector(mc.ObjectSelector); err != nil {
+			return nil, fmt.Errorf("the policy's objectSelector: %w", err)
+		}
+	}
 	for _, c := range spec.MatchConditions {
 		p, err := compile("match condition "+c.Name, c.Expression)
 		if err != nil {
@@ -93,9 +102,14 @@ func activation(p *corev1.Pod) (map[string]any, error) {
 	return map[string]any{"object": obj, "oldObject": nil, "request": map[string]any{"operation": "CREATE"}, "variables": map[string]any{}}, nil
 }
 
-// Selects reports whether the policy applies to p (its match conditions,
-// as at create: the scope the webhook and the backstop share).
+// Selects reports whether the policy applies to p (its objectSelector and
+// match conditions, as at create: the scope the webhook and the backstop
+// share; an update may not change the labels the selector reads on a pod
+// guardchain injected).
 func (j *Judge) Selects(p *corev1.Pod) (bool, error) {
+	if !j.selector.Matches(labels.Set(p.Labels)) {
+		return false, nil
+	}
 	act, err := activation(p)
 	if err != nil {
 		return false, err

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,6 +64,8 @@ type celParams struct {
 	// writer is the writer mode as the pod gets it (config's, or the pod's
 	// annotation where allowed).
 	writer string
+	// selectorKeys are the label keys the objectSelector reads.
+	selectorKeys string
 }
 
 // goParams fills celParams from a config.
@@ -113,13 +116,15 @@ func fixedOwnership(cfg Config) string {
 	return celString(cfg.Ownership)
 }
 
-// EnforcementPolicy builds the ValidatingAdmissionPolicy and its bindings
-// for cfg (see policyBindings).
+// EnforcementPolicy builds the ValidatingAdmissionPolicy and its binding
+// for cfg (a list, with one binding).
 func EnforcementPolicy(cfg Config, o EnforcementOptions) (*admissionregistrationv1.ValidatingAdmissionPolicy, []*admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
 	reg := MutatingWebhookConfiguration(cfg, o.Registration).Webhooks[0]
 	p := goParams(cfg, o.Repositories)
+	p.selectorKeys = celList(selectorKeys(reg.ObjectSelector))
 	spec := policySpec(p)
 	spec.MatchConstraints.NamespaceSelector = reg.NamespaceSelector
+	spec.MatchConstraints.ObjectSelector = reg.ObjectSelector
 	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicy"},
 		ObjectMeta: metav1.ObjectMeta{Name: o.Registration.Name},
@@ -129,52 +134,28 @@ func EnforcementPolicy(cfg Config, o EnforcementOptions) (*admissionregistration
 	if len(actions) == 0 {
 		actions = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}
 	}
-	var bindings []*admissionregistrationv1.ValidatingAdmissionPolicyBinding
-	for _, b := range policyBindings() {
-		mr := b.match.DeepCopy()
-		if b.objectSelector {
-			mr.ObjectSelector = reg.ObjectSelector
-		}
-		bindings = append(bindings, &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicyBinding"},
-			ObjectMeta: metav1.ObjectMeta{Name: o.Registration.Name + b.suffix},
-			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
-				PolicyName:        o.Registration.Name,
-				MatchResources:    mr,
-				ValidationActions: actions,
-			},
-		})
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicyBinding"},
+		ObjectMeta: metav1.ObjectMeta{Name: o.Registration.Name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        o.Registration.Name,
+			ValidationActions: actions,
+		},
 	}
-	return policy, bindings
+	return policy, []*admissionregistrationv1.ValidatingAdmissionPolicyBinding{binding}
 }
 
-// policyBinding is one binding of the policy: its name's suffix, what it
-// matches, and whether it takes the registration's objectSelector.
-type policyBinding struct {
-	suffix         string
-	match          admissionregistrationv1.MatchResources
-	objectSelector bool
-}
-
-// policyBindings: creates are judged where the webhook's objectSelector
-// selects pods; updates of a pod guardchain injected (the policy's match
-// conditions) whatever its labels say now, since the API server matches an
-// update only when the old or the new object has the selected labels, and
-// two updates would otherwise take a pod out of the checks.
-func policyBindings() []policyBinding {
-	rule := func(op admissionregistrationv1.OperationType, resources ...string) admissionregistrationv1.NamedRuleWithOperations {
-		return admissionregistrationv1.NamedRuleWithOperations{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-			Operations: []admissionregistrationv1.OperationType{op},
-			Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: resources,
-				Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
-		}}
+// selectorKeys are the label keys an objectSelector reads: its matchLabels'
+// (sorted, as helm ranges over a map) and then its matchExpressions'.
+func selectorKeys(sel *metav1.LabelSelector) []string {
+	if sel == nil {
+		return nil
 	}
-	return []policyBinding{
-		{suffix: "", objectSelector: true, match: admissionregistrationv1.MatchResources{
-			ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{rule(admissionregistrationv1.Create, "pods")}}},
-		{suffix: "-updates", match: admissionregistrationv1.MatchResources{
-			ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{rule(admissionregistrationv1.Update, "pods", "pods/ephemeralcontainers")}}},
+	keys := slices.Sorted(maps.Keys(sel.MatchLabels))
+	for _, e := range sel.MatchExpressions {
+		keys = append(keys, e.Key)
 	}
+	return keys
 }
 
 // The variables guardchain-init is given (initguards.EnvPrefix names no
@@ -226,6 +207,24 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			names[i] = annotationPrefix + string(ov)
 		}
 		return fmt.Sprintf("%[1]s.map(a, has(%[2]s.metadata.annotations) && a in %[2]s.metadata.annotations ? 'set ' + %[2]s.metadata.annotations[a] : 'unset')", celList(names), o)
+	}
+	// selected are the labels the objectSelector reads: an update may not
+	// change them on a pod guardchain injected, or two updates would take
+	// it out of the policy (the API server matches an update when the old
+	// or the new object has them).
+	selected := func(o string) string {
+		return fmt.Sprintf("%[1]s.map(k, has(%[2]s.metadata.labels) && k in %[2]s.metadata.labels ? 'set ' + %[2]s.metadata.labels[k] : 'unset')", p.selectorKeys, o)
+	}
+	// canon is a path with the directory aliases every common base image
+	// ships as symlinks (/var/run -> /run, merged /usr) resolved, as runc
+	// resolves them when it mounts.
+	canon := func(x string) string {
+		out := x
+		for i := len(pathAliases) - 1; i >= 0; i-- {
+			a := pathAliases[i]
+			out = fmt.Sprintf("(%[1]s == '%[2]s' || %[1]s.startsWith('%[2]s/') ? '%[3]s' + %[1]s.substring(%[4]d) : %[5]s)", x, a[0], a[1], len(a[0]), out)
+		}
+		return out
 	}
 	forbidden := ptr.To(metav1.StatusReasonForbidden)
 	return admissionregistrationv1.ValidatingAdmissionPolicySpec{
@@ -287,8 +286,9 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			// file there.
 			v("unclean", fmt.Sprintf("(variables.inits + object.spec.containers).filter(c, (has(c.volumeMounts) && c.volumeMounts.exists(m, !%[1]s)) || "+
 				"(has(c.volumeDevices) && c.volumeDevices.exists(m, !%[2]s))).map(c, c.name) + "+
-				"variables.ephemerals.filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, !%[1]s)).map(c, c.name) + "+
 				"variables.targets.filter(c, has(c.terminationMessagePath) && !%[3]s).map(c, c.name)", clean("m.mountPath"), clean("m.devicePath"), clean("c.terminationMessagePath"))),
+			// Ephemeral containers come by update: judged then, and by the audit.
+			v("ephemeralUnclean", fmt.Sprintf("variables.ephemerals.filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, !%s)).map(c, c.name)", clean("m.mountPath"))),
 			v("writerTmp", fmt.Sprintf("variables.first && has(%[1]s.volumeMounts) ? %[1]s.volumeMounts.filter(m, m.mountPath == '%[2]s') : []", w, TmpPath)),
 			v("chainVolume", "size(variables.writerTmp) == 1 ? variables.writerTmp[0].name : ''"),
 			// Each target mounts /tmp once, from the writer's volume and
@@ -304,10 +304,17 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			// included) lies inside another of its mounts whose files a
 			// container can write: runc follows a symlink there.
 			v("fixedVolumes", "has(object.spec.volumes) ? object.spec.volumes.filter(v, has(v.configMap) || has(v.secret) || has(v.downwardAPI) || has(v.projected)).map(v, v.name) : []"),
-			v("nested", "variables.targets.filter(t, has(t.volumeMounts) && t.volumeMounts.exists(o, !(o.name in variables.fixedVolumes) && "+
-				"(t.volumeMounts.exists(m, m.mountPath.startsWith(o.mountPath + '/')) || "+
-				"(has(t.volumeDevices) && t.volumeDevices.exists(d, d.devicePath.startsWith(o.mountPath + '/'))) || "+
-				"(has(t.terminationMessagePath) && t.terminationMessagePath.startsWith(o.mountPath + '/'))))).map(t, t.name)"),
+			// Paths compare with the images' directory aliases resolved, and
+			// nothing lies inside /dev/shm, which every container of the
+			// pod shares and can write.
+			v("nested", fmt.Sprintf("variables.targets.filter(t, (has(t.volumeMounts) && t.volumeMounts.exists(o, !(o.name in variables.fixedVolumes) && "+
+				"(t.volumeMounts.exists(m, %[1]s.startsWith(%[2]s + '/')) || "+
+				"(has(t.volumeDevices) && t.volumeDevices.exists(d, %[3]s.startsWith(%[2]s + '/'))) || "+
+				"(has(t.terminationMessagePath) && %[4]s.startsWith(%[2]s + '/'))))) || "+
+				"(has(t.volumeMounts) && t.volumeMounts.exists(m, %[1]s.startsWith('%[5]s/'))) || "+
+				"(has(t.volumeDevices) && t.volumeDevices.exists(d, %[3]s.startsWith('%[5]s/'))) || "+
+				"(has(t.terminationMessagePath) && %[4]s.startsWith('%[5]s/'))).map(t, t.name)",
+				canon("m.mountPath"), canon("o.mountPath"), canon("d.devicePath"), canon("t.terminationMessagePath"), sharedMemoryPath)),
 			v("emptyDir", "variables.writerTmp.all(w, has(object.spec.volumes) && object.spec.volumes.exists(v, v.name == w.name && has(v.emptyDir)))"),
 			// No container but the targets and guardchain's own writes the
 			// chain's volume, or touches guardchain's binary.
@@ -406,6 +413,7 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				w, SourceEmbedded, isRepo(w+".image"), BinPath, BinVolumeName, BinContainerName, isRepo(b+".image"), b, isRepo("v.image.reference"), p.configNames)),
 			v("images", images("object")),
 			v("requests", requests("object")),
+			v("selected", selected("object")),
 			// On update, pod containers cannot change, ephemeral ones
 			// can be added: none may write the chain's volume.
 			v("ephemeralShared", fmt.Sprintf("variables.ephemerals.filter(c, has(c.volumeMounts) && c.volumeMounts.exists(m, "+
@@ -467,6 +475,14 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				Message: "guardchain: an update changes the image of a guardchain or target container",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': an update may not change the images of guardchain-init, guardchain-bin or a target " +
 					"(init containers run again from them when the pod sandbox is recreated); recreate the pod instead'"},
+			{Expression: "variables.creating || variables.selected == " + selected("oldObject"), Reason: forbidden,
+				Message: "guardchain: an update changes a label the webhook's objectSelector reads",
+				MessageExpression: "'guardchain: pod ' + variables.pod + ': an update may not change the labels the webhook selects pods by (webhook.objectSelector): " +
+					"without them the pod would leave these checks; recreate the pod instead'"},
+			{Expression: "size(variables.ephemeralUnclean) == 0", Reason: forbidden,
+				Message: "guardchain: an ephemeral container mounts a volume at a path that is not clean and absolute",
+				MessageExpression: "'guardchain: pod ' + variables.pod + ': ephemeral container ' + variables.ephemeralUnclean.join(', ') + " +
+					"' mounts a volume at a path that is not clean and absolute; the kubelet would clean it: write it so'"},
 			{Expression: "variables.creating || variables.requests == " + requests("oldObject"), Reason: forbidden,
 				Message: "guardchain: an update changes an annotation that chose the pod's guard chain settings",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': an update may not change the guardchain.dev/ annotations that chose its guard chain settings " +

@@ -24,6 +24,7 @@ func chartParams() celParams {
 		source: inc("source"), proxyHost: inc("proxyHost"), proxyPort: inc("proxyPort"), require: inc("require"),
 		preloadsDir: inc("preloadsDir"), cacheRedirects: inc("cacheRedirects"), gitSSLCAInfo: inc("gitSSLCAInfo"),
 		ownership: inc("ownership"), configNames: `{{ include "guardchain.celContainers" . }}`, writer: inc("writer"),
+		selectorKeys: inc("selectorKeys"),
 	}
 }
 
@@ -71,6 +72,8 @@ spec:
   failurePolicy: %s
   matchConstraints:
     {{- include "guardchain.namespaceSelector" . | nindent 4 }}
+    objectSelector:
+      {{- toYaml .Values.webhook.objectSelector | nindent 6 }}
     matchPolicy: %s
     resourceRules:
 `, *spec.FailurePolicy, *spec.MatchConstraints.MatchPolicy)
@@ -118,30 +121,21 @@ spec:
 		}
 		w("  - expression: %s\n    reason: %s\n    message: %s\n    messageExpression: %s\n", e, *v.Reason, m, me)
 	}
-	for _, pb := range policyBindings() {
-		w(`---
+	w(`---
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicyBinding
 metadata:
-  name: {{ $name }}%s
+  name: {{ $name }}
   labels:
     {{- include "guardchain.labels" . | nindent 4 }}
 spec:
   policyName: {{ $name }}
-  matchResources:
-`, pb.suffix)
-		if pb.objectSelector {
-			w("    objectSelector:\n      {{- toYaml .Values.webhook.objectSelector | nindent 6 }}\n")
-		}
-		w("    resourceRules:\n")
-		rules("    ", pb.match.ResourceRules)
-		w(`  {{- if eq $action "Deny" }}
+  {{- if eq $action "Deny" }}
   validationActions: [Deny]
   {{- else }}
   validationActions: [Warn, Audit]
   {{- end }}
 `)
-	}
 	w("{{- end }}\n")
 	return b.String(), nil
 }

@@ -275,8 +275,9 @@ func fixedContent(v *corev1.Volume) bool {
 }
 
 // nestedMount finds in target c (with the chain's volume at /tmp) a mount,
-// device or termination message inside another of its mounts whose volume
-// a container can write (any but fixedContent ones, the chain's too). runc
+// device or termination message inside /dev/shm, or inside another of its
+// mounts whose volume a container can write (any but fixedContent ones,
+// the chain's too), paths compared with pathAliases resolved. runc
 // follows symlinks when it resolves a mount's destination, through the
 // volumes it mounted before (containerd mounts the shallower first), so a
 // symlink an earlier container left there moves the inner mount anywhere:
@@ -294,6 +295,11 @@ func nestedMount(spec *corev1.PodSpec, c *corev1.Container, chainVolume string) 
 		paths = append(paths, d.DevicePath)
 	}
 	paths = append(paths, terminationPath(c))
+	for _, p := range paths {
+		if strings.HasPrefix(unaliased(p), sharedMemoryPath+"/") {
+			return p, corev1.VolumeMount{Name: "the pod's shared memory", MountPath: sharedMemoryPath}
+		}
+	}
 	for _, o := range mounts {
 		if fixedContent(volumeByName(spec, o.Name)) {
 			continue
@@ -301,10 +307,32 @@ func nestedMount(spec *corev1.PodSpec, c *corev1.Container, chainVolume string) 
 		for _, p := range paths {
 			// As the backstop compares them: a volume at / (which runc
 			// refuses anyway) holds nothing.
-			if strings.HasPrefix(p, o.MountPath+"/") {
+			if strings.HasPrefix(unaliased(p), unaliased(o.MountPath)+"/") {
 				return p, o
 			}
 		}
 	}
 	return "", corev1.VolumeMount{}
+}
+
+// pathAliases are the directories every common base image (Debian, Ubuntu,
+// Alpine, UBI; merged /usr) ships as symlinks. runc follows them when it
+// resolves a mount's destination, so the checks on nested mounts compare
+// paths with them resolved. Other symlinks an image ships are the image's
+// (guardchain trusts what the image packages).
+var pathAliases = [][2]string{{"/var/run", "/run"}, {"/var/lock", "/run/lock"}, {"/bin", "/usr/bin"}, {"/sbin", "/usr/sbin"},
+	{"/lib", "/usr/lib"}, {"/lib32", "/usr/lib32"}, {"/lib64", "/usr/lib64"}, {"/libx32", "/usr/libx32"}}
+
+// sharedMemoryPath is the pod's shared memory, which the runtime mounts in
+// every container: any of them may leave a symlink there.
+const sharedMemoryPath = "/dev/shm"
+
+// unaliased is p with the first of pathAliases it starts with resolved.
+func unaliased(p string) string {
+	for _, a := range pathAliases {
+		if p == a[0] || strings.HasPrefix(p, a[0]+"/") {
+			return a[1] + p[len(a[0]):]
+		}
+	}
+	return p
 }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/guardchain/guardchain/audit"
 	"github.com/guardchain/guardchain/webhook"
 )
 
@@ -76,6 +77,35 @@ func mountAttacks() []attack {
 			addVolume(p, "disk", corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "disk"}})
 			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/a"})
 			target(p).VolumeDevices = []corev1.VolumeDevice{{Name: "disk", DevicePath: "/a/tmp/nemoclaw-proxy-env.sh"}}
+		}},
+		// /dev/shm is the pod's, in every container: any may leave
+		// x -> /tmp there.
+		attack{"a mount inside /dev/shm", nested, func(p *corev1.Pod) {
+			addVolume(p, "decoy", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "decoy", MountPath: "/dev/shm/x"})
+		}},
+		attack{"the termination message inside /dev/shm", nested, func(p *corev1.Pod) {
+			target(p).TerminationMessagePath = "/dev/shm/x/nemoclaw-proxy-env.sh"
+		}},
+		// The image's /var/run -> /run and merged /usr: /var/run/x is
+		// inside a volume at /run.
+		attack{"a mount at /var/run/x inside an emptyDir at /run", nested, func(p *corev1.Pod) {
+			addVolume(p, "links", emptyDir)
+			addVolume(p, "decoy", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/run"},
+				corev1.VolumeMount{Name: "decoy", MountPath: "/var/run/x"})
+		}},
+		attack{"a mount at /lib/x inside an emptyDir at /usr/lib", nested, func(p *corev1.Pod) {
+			addVolume(p, "links", emptyDir)
+			addVolume(p, "decoy", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/usr/lib"},
+				corev1.VolumeMount{Name: "decoy", MountPath: "/lib/x"})
+		}},
+		attack{"a mount at /run/x inside an emptyDir at /var/run", nested, func(p *corev1.Pod) {
+			addVolume(p, "links", emptyDir)
+			addVolume(p, "decoy", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/var/run"},
+				corev1.VolumeMount{Name: "decoy", MountPath: "/run/x"})
 		}},
 		// The chain's own volume: any uid may leave a symlink in the
 		// sticky /tmp (a second target, before the first starts).
@@ -217,18 +247,29 @@ func TestControlPlaneUpdatesOfTheSettingsAnnotationsAreRefused(t *testing.T) {
 	}
 }
 
-// With webhook.objectSelector set, creates are judged where it selects, and
-// updates of an injected pod whatever its labels say now: removing the
-// label, then changing the images, is refused at the second step.
-func TestControlPlaneUpdatesAfterTheSelectedLabelIsRemovedAreChecked(t *testing.T) {
+// With webhook.objectSelector set, the labels it reads are pinned on an
+// injected pod: removing one is refused (without it the pod would leave the
+// checks), as is changing the images with it in place; a sandbox pod the
+// selector leaves out is neither injected, nor refused, nor reported.
+func TestControlPlaneTheSelectedLabelsOfAnInjectedPodArePinned(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, "")
 	ns := namespace(t, "openshell", nil)
-	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"openshell.dev/sandbox-managed": "true"}}
+	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"openshell.dev/sandbox-managed": "true"},
+		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"test"}}}}
 	enforceSelected(t, cfg, []string{ns}, sel)
+	pol, _ := webhook.EnforcementPolicy(cfg, webhook.EnforcementOptions{Registration: webhook.RegistrationOptions{Name: "judge", ObjectSelector: sel},
+		Repositories: testRepos})
+	judge, err := audit.NewJudge(pol.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
 	unlabelled := agentPod("unlabelled")
 	if _, err := dryRunCreate(ns, unlabelled); err != nil {
 		t.Errorf("a pod the objectSelector leaves out: %v, want it admitted uninjected", err)
+	}
+	if sel, err := judge.Selects(unlabelled); err != nil || sel {
+		t.Errorf("audit: selects the pod the objectSelector leaves out (%v)", err)
 	}
 	p := agentPod("selected")
 	p.Labels = map[string]string{"openshell.dev/sandbox-managed": "true"}
@@ -239,14 +280,58 @@ func TestControlPlaneUpdatesAfterTheSelectedLabelIsRemovedAreChecked(t *testing.
 	if err != nil {
 		t.Fatal(err)
 	}
-	delete(got.Labels, "openshell.dev/sandbox-managed")
-	if got, err = clientset.CoreV1().Pods(ns).Update(ctx, got, metav1.UpdateOptions{}); err != nil {
-		t.Fatalf("removing the label: %v", err)
+	for name, edit := range map[string]func(q *corev1.Pod){
+		"removing the selected label":   func(q *corev1.Pod) { delete(q.Labels, "openshell.dev/sandbox-managed") },
+		"changing the selected label":   func(q *corev1.Pod) { q.Labels["openshell.dev/sandbox-managed"] = "no" },
+		"adding a label it excludes by": func(q *corev1.Pod) { q.Labels["tier"] = "test" },
+	} {
+		q := got.DeepCopy()
+		edit(q)
+		if _, err := clientset.CoreV1().Pods(ns).Update(ctx, q, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}); err == nil ||
+			!strings.Contains(err.Error(), "may not change the labels") {
+			t.Errorf("%s: %v, want a refusal", name, err)
+		}
+	}
+	q := got.DeepCopy()
+	q.Labels["example.com/other"] = "x"
+	if _, err := clientset.CoreV1().Pods(ns).Update(ctx, q, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Errorf("another label: %v", err)
 	}
 	for i := range got.Spec.InitContainers {
 		got.Spec.InitContainers[i].Image = "busybox:1.37"
 	}
 	if _, err := clientset.CoreV1().Pods(ns).Update(ctx, got, metav1.UpdateOptions{}); err == nil || !strings.Contains(err.Error(), "may not change the images") {
-		t.Errorf("changing the images once the label is gone: %v, want a refusal", err)
+		t.Errorf("changing the images: %v, want a refusal", err)
+	}
+}
+
+// An ephemeral container comes by update: one with an unclean mount path is
+// refused then, as the audit judges it.
+func TestControlPlaneEphemeralContainersWithUncleanMountsAreRefused(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t, "")
+	ns := namespace(t, "openshell", nil)
+	enforce(t, cfg, []string{ns})
+	judge := judgeOf(t, cfg)
+	p := agentPod("debugged")
+	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "web", Image: "busybox:1.37"})
+	addVolume(p, "scratch", emptyDir)
+	got, err := clientset.CoreV1().Pods(ns).Create(ctx, webhook.Inject(p, cfg).Pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Spec.EphemeralContainers = []corev1.EphemeralContainer{{TargetContainerName: "web", EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+		Name: "debug", Image: "busybox:1.37", TerminationMessagePolicy: corev1.TerminationMessageReadFile, ImagePullPolicy: corev1.PullIfNotPresent,
+		VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "scratch"}}}}}
+	if _, err := clientset.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, got.Name, got, metav1.UpdateOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "not clean and absolute") {
+		t.Errorf("ephemeral container: %v, want a refusal", err)
+	}
+	if probs, _ := judge.Problems(got); !containsAny(probs, "not clean and absolute") {
+		t.Errorf("audit: %v", probs)
+	}
+	got.Spec.EphemeralContainers[0].VolumeMounts[0].MountPath = "/scratch"
+	if _, err := clientset.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, got.Name, got, metav1.UpdateOptions{}); err != nil {
+		t.Errorf("a clean one: %v", err)
 	}
 }

@@ -215,3 +215,12 @@ releases that lacked a key.
 {{- define "guardchain.cel.writer" -}}
 {{- include "guardchain.cel.override" (dict "root" . "name" "writer" "configured" (printf "'%s'" (.Values.config.writer | default "auto")) "annotation" "object.metadata.annotations['guardchain.dev/writer']") -}}
 {{- end -}}
+
+{{/* The label keys webhook.objectSelector reads, as a CEL list: its matchLabels' (sorted) and then its matchExpressions'. */}}
+{{- define "guardchain.cel.selectorKeys" -}}
+{{- $keys := list -}}
+{{- $sel := .Values.webhook.objectSelector | default dict -}}
+{{- range $k, $_ := ($sel.matchLabels | default dict) }}{{ $keys = append $keys (printf "'%s'" $k) }}{{ end -}}
+{{- range ($sel.matchExpressions | default list) }}{{ $keys = append $keys (printf "'%s'" .key) }}{{ end -}}
+{{- printf "[%s]" (join ", " $keys) -}}
+{{- end -}}
