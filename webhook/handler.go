@@ -11,19 +11,42 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/guardchain/guardchain/podreview"
 )
 
 // Handler answers pod CREATE admissions: it decodes the pod, calls Inject
-// and answers with the JSON patch. Nothing else here decides. It is both a
-// controller-runtime admission.Handler (Handle) and the http.Handler the
-// server registers (ServeHTTP, review.go), which decodes each review once.
+// and answers with the JSON patch. Nothing else here decides. It is a
+// controller-runtime admission.Handler (Handle), a podreview.PodHandler
+// (HandlePod: the pod decoded with the review) and the http.Handler the
+// server registers (ServeHTTP: podreview's one-pass reading).
 type Handler struct {
 	Config  Config
 	Log     logr.Logger
 	Metrics *Metrics // nil: no metrics
 }
 
-var _ admission.Handler = (*Handler)(nil)
+var _ podreview.PodHandler = (*Handler)(nil)
+
+// ServeHTTP serves reviews through podreview, which decodes each once.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	wh := podreview.Webhook{Handler: h, Log: h.Log}
+	if h.Metrics != nil {
+		wh.Fallbacks = h.Metrics.GenericReviews
+	}
+	wh.ServeHTTP(w, r)
+}
+
+// HandlePod implements podreview.PodHandler.
+func (h *Handler) HandlePod(_ context.Context, req *admissionv1.AdmissionRequest, pod *corev1.Pod) admission.Response {
+	if resp, done := h.screen(req); done {
+		return resp
+	}
+	if pod == nil {
+		return h.noPod()
+	}
+	return h.admit(req, pod)
+}
 
 // Handle implements admission.Handler. It never panics on input: anything it
 // cannot read is a 400 with a message.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/guardchain/guardchain/guards"
 	"github.com/guardchain/guardchain/initguards"
+	"github.com/guardchain/guardchain/internal/bufpool"
 )
 
 // The init container that writes the chain: its command, env, user and
@@ -368,8 +369,8 @@ func ensureInitContainersFirst(spec *corev1.PodSpec, want []corev1.Container, re
 // rest of the mutation).
 func initHash(cs []corev1.Container) string {
 	h := sha256.New()
-	buf := getBuffer()
-	defer putBuffer(buf)
+	buf := bufpool.Get()
+	defer bufpool.Put(buf)
 	for i := range cs {
 		c := &cs[i]
 		if runsInTargetImage(c) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/guardchain/guardchain/podreview"
 )
 
 func heapInUse() uint64 {
@@ -32,13 +34,13 @@ func TestReviewMemoryFollowsBytesReceivedNotClaimed(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", MutatePath, maxReviewBytes-1)
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", MutatePath, podreview.MaxBytes-1)
 	}
 	// Let every handler reach its read of the body.
 	time.Sleep(500 * time.Millisecond)
 	grown := int64(heapInUse()) - int64(before)
 	// Claimed: 40 x 7 MiB = 280 MiB. Allowed: the pre-sized 64 KiB each and slack.
 	if grown > 32<<20 {
-		t.Errorf("heap grew %d MiB for %d connections that claimed %d MiB each and sent 1 byte", grown>>20, conns, maxReviewBytes>>20)
+		t.Errorf("heap grew %d MiB for %d connections that claimed %d MiB each and sent 1 byte", grown>>20, conns, podreview.MaxBytes>>20)
 	}
 }

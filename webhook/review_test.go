@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/guardchain/guardchain/podreview"
 )
 
 // sandboxReview is the review kube-apiserver sends for the example sandbox
@@ -75,7 +77,7 @@ func TestServeHTTPAnswersGoldenReviewsAsAdmissionWebhook(t *testing.T) {
 		t.Run(g.name, func(t *testing.T) {
 			h := &Handler{Config: testConfig(t, g), Log: logr.Discard()}
 			body := reviewOf(t, podJSON(t, readPod(t, g.in)))
-			if _, ok := decodeReview(body); !ok {
+			if _, _, ok := podreview.Decode(body); !ok {
 				t.Fatalf("a review as the API server sends it took the fallback: %s", body)
 			}
 			sameAnswer(t, h, "application/json", body)
@@ -83,12 +85,12 @@ func TestServeHTTPAnswersGoldenReviewsAsAdmissionWebhook(t *testing.T) {
 	}
 	t.Run("captured sandbox review", func(t *testing.T) {
 		body := readFile(t, sandboxReview)
-		req, ok := decodeReview(body)
+		req, pod, ok := podreview.Decode(body)
 		if !ok {
 			t.Fatal("the API server's own review took the fallback")
 		}
-		if req.Object == nil || req.Object.Name != "my-assistant" || req.UserInfo.Username == "" || req.Options.Raw == nil {
-			t.Errorf("decoded request lacks what was sent: %+v", req.AdmissionRequest)
+		if pod == nil || pod.Name != "my-assistant" || req.UserInfo.Username == "" || req.Options.Raw == nil {
+			t.Errorf("decoded request lacks what was sent: %+v", *req)
 		}
 		sameAnswer(t, &Handler{Config: Default(), Log: logr.Discard()}, "application/json", body)
 	})
@@ -138,7 +140,7 @@ func TestServeHTTPFallsBackWhereAdmissionWebhookReadsDifferently(t *testing.T) {
 	h := &Handler{Config: Default(), Log: logr.Discard()}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, ok := decodeReview(tt.body); ok != tt.fastPath {
+			if _, _, ok := podreview.Decode(tt.body); ok != tt.fastPath {
 				t.Errorf("decoded in one pass: %v, want %v", ok, tt.fastPath)
 			}
 			sameAnswer(t, h, "application/json", tt.body)
@@ -161,7 +163,7 @@ func TestServeHTTPFallsBackWhereAdmissionWebhookReadsDifferently(t *testing.T) {
 	t.Run("no content type", func(t *testing.T) { sameAnswer(t, h, "", []byte(sandbox)) })
 	t.Run("empty body", func(t *testing.T) { sameAnswer(t, h, "application/json", nil) })
 	t.Run("over 7 MiB", func(t *testing.T) {
-		big := replace(`"name":"my-assistant",`, `"name":"my-assistant","generateName":"`+strings.Repeat("x", maxReviewBytes)+`",`)
+		big := replace(`"name":"my-assistant",`, `"name":"my-assistant","generateName":"`+strings.Repeat("x", podreview.MaxBytes)+`",`)
 		sameAnswer(t, h, "application/json", big)
 	})
 }

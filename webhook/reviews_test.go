@@ -20,6 +20,8 @@ import (
 	"k8s.io/client-go/applyconfigurations"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
+
+	"github.com/guardchain/guardchain/podreview"
 )
 
 // The reviews the benchmarks send (make bench-handler, make bench-load):
@@ -93,7 +95,7 @@ func (s apiServer) reviewFor(t testing.TB, pod *corev1.Pod) []byte {
 	gvk := metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
 	gvr := metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
 	review := admissionv1.AdmissionReview{
-		TypeMeta: metav1.TypeMeta{APIVersion: reviewAPIVersion, Kind: reviewKind},
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
 		Request: &admissionv1.AdmissionRequest{
 			UID: reviewUID, Kind: gvk, Resource: gvr, RequestKind: &gvk, RequestResource: &gvr,
 			Name: p.Name, Namespace: p.Namespace, Operation: admissionv1.Create,
@@ -375,7 +377,7 @@ func TestReviewsFromCorpus(t *testing.T) {
 				t.Fatalf("%s is not what the generator builds (go test ./webhook -run ReviewsFromCorpus -update):\n%s",
 					path, cmp.Diff(indentJSON(t, want), indentJSON(t, body)))
 			}
-			if _, ok := decodeReview(body); !ok {
+			if _, _, ok := podreview.Decode(body); !ok {
 				t.Fatal("the review took the fallback")
 			}
 			a := serveWith(h, "application/json", bytes.NewReader(body))

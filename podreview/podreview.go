@@ -1,4 +1,11 @@
-package webhook
+// Package podreview serves a controller-runtime admission.Handler over
+// HTTP with the pod decoded once. The API server posts v1 reviews of one
+// shape; those are decoded in one strict pass, the pod typed in it, where
+// admission.Webhook parses the body twice (to find its kind, then to decode
+// it) and a handler decodes the pod a third time. Any other body goes to
+// admission.Webhook as it came, so every answer is the one that path gives,
+// byte for byte.
+package podreview
 
 import (
 	"bytes"
@@ -9,8 +16,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
 
+	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,57 +26,58 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	admissionmetrics "sigs.k8s.io/controller-runtime/pkg/webhook/admission/metrics"
 	kjson "sigs.k8s.io/json"
+
+	"github.com/guardchain/guardchain/internal/bufpool"
 )
 
-// ServeHTTP answers one AdmissionReview. The API server posts v1 reviews of
-// one shape; those are decoded once, the pod typed in the same pass, where
-// controller-runtime's admission.Webhook parses the body twice (to find its
-// kind, then to decode it) and Handle decodes the pod a third time. Any
-// other body (another version, an unknown, duplicate or differently-cased
-// field, anything malformed or oversized) goes to admission.Webhook as it
-// came, so every answer is the one that path gives, byte for byte.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Body == nil || r.Body == http.NoBody || r.Header.Get("Content-Type") != "application/json" {
-		h.fallback(w, r, nil)
+// PodHandler is a handler that takes the pod decoded with the review: pod
+// is nil when the request carries none.
+type PodHandler interface {
+	admission.Handler
+	HandlePod(ctx context.Context, req *admissionv1.AdmissionRequest, pod *corev1.Pod) admission.Response
+}
+
+// Webhook serves Handler. A handler that is a PodHandler gets reviews read
+// in one pass; any other is served by admission.Webhook.
+type Webhook struct {
+	Handler admission.Handler
+	Log     logr.Logger
+	// Fallbacks, when set, counts the reviews left to admission.Webhook
+	// (a prometheus.Counter, say).
+	Fallbacks interface{ Inc() }
+}
+
+// ServeHTTP answers one AdmissionReview.
+func (wh Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ph, ok := wh.Handler.(PodHandler)
+	if !ok || r.Body == nil || r.Body == http.NoBody || r.Header.Get("Content-Type") != "application/json" {
+		wh.fallback(w, r, nil)
 		return
 	}
 	// The body and the patch are read and written in pooled buffers:
 	// nothing decoded refers to the body, and the answer is written before
 	// the patch buffer goes back.
-	in, out := getBuffer(), getBuffer()
-	defer putBuffer(in)
-	defer putBuffer(out)
+	in, out := bufpool.Get(), bufpool.Get()
+	defer bufpool.Put(in)
+	defer bufpool.Put(out)
 	body, complete := readReview(r, in)
 	if !complete {
-		h.fallback(w, r, body)
+		wh.fallback(w, r, body)
 		return
 	}
 	req, ok := decodeReview(body)
 	if !ok {
-		h.fallback(w, r, body)
+		wh.fallback(w, r, body)
 		return
 	}
-	resp := h.review(r.Context(), req, out)
+	resp := wh.review(r.Context(), ph, req, out)
 	// The answer carries the patch's bytes, which out holds: it is encoded
 	// into in, whose body nothing refers to any more.
-	h.write(w, resp, in)
+	wh.write(w, resp, in)
 }
 
-var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-func getBuffer() *bytes.Buffer { return buffers.Get().(*bytes.Buffer) }
-
-// putBuffer keeps buffers of a usual size; an outsized one is left to the
-// collector rather than held.
-func putBuffer(b *bytes.Buffer) {
-	if b.Cap() <= 64<<10 {
-		b.Reset()
-		buffers.Put(b)
-	}
-}
-
-// maxReviewBytes is controller-runtime's limit on a review body.
-const maxReviewBytes = 7 << 20
+// MaxBytes is controller-runtime's limit on a review body.
+const MaxBytes = 7 << 20
 
 // presizeReviewBytes is how much of a claimed Content-Length is allocated
 // before the body arrives: far above a sandbox pod's review (about 5 KB).
@@ -113,7 +121,17 @@ func decodeReview(body []byte) (*podRequest, bool) {
 	return &req, true
 }
 
-// readReview reads the body, up to maxReviewBytes, into buf; complete is
+// Decode decodes body as the one-pass reader does; ok is false for a body
+// it leaves to admission.Webhook.
+func Decode(body []byte) (req *admissionv1.AdmissionRequest, pod *corev1.Pod, ok bool) {
+	r, ok := decodeReview(body)
+	if !ok {
+		return nil, nil, false
+	}
+	return &r.AdmissionRequest, r.Object, true
+}
+
+// readReview reads the body, up to MaxBytes, into buf; complete is
 // false when it could not read all of it (the fallback then reports why).
 // The buffer grows to the length the client claims only as far as a review
 // usually is; beyond that it grows with the bytes that arrive, so a claimed
@@ -123,16 +141,16 @@ func readReview(r *http.Request, buf *bytes.Buffer) (body []byte, complete bool)
 	if n := r.ContentLength; n > 0 {
 		buf.Grow(int(min(n, presizeReviewBytes)))
 	}
-	lr := &io.LimitedReader{R: r.Body, N: maxReviewBytes}
+	lr := &io.LimitedReader{R: r.Body, N: MaxBytes}
 	_, err := buf.ReadFrom(lr)
 	return buf.Bytes(), err == nil && lr.N > 0
 }
 
 // fallback hands the request to controller-runtime's admission.Webhook, with
 // the bytes already read put back in front of the rest of the body.
-func (h *Handler) fallback(w http.ResponseWriter, r *http.Request, read []byte) {
-	if h.Metrics != nil {
-		h.Metrics.GenericReviews.Inc()
+func (wh Webhook) fallback(w http.ResponseWriter, r *http.Request, read []byte) {
+	if wh.Fallbacks != nil {
+		wh.Fallbacks.Inc()
 	}
 	if read != nil {
 		r.Body = struct {
@@ -140,13 +158,13 @@ func (h *Handler) fallback(w http.ResponseWriter, r *http.Request, read []byte) 
 			io.Closer
 		}{io.MultiReader(bytes.NewReader(read), r.Body), r.Body}
 	}
-	(&admission.Webhook{Handler: h, RecoverPanic: ptr.To(true)}).ServeHTTP(w, r)
+	(&admission.Webhook{Handler: wh.Handler, RecoverPanic: ptr.To(true)}).ServeHTTP(w, r)
 }
 
 // review is admission.Webhook.Handle for a decoded request: a panic is a 500
 // that carries the request's UID, and the response is completed (UID, status
 // code, encoded patch).
-func (h *Handler) review(ctx context.Context, req *podRequest, patch *bytes.Buffer) (resp admission.Response) {
+func (wh Webhook) review(ctx context.Context, h PodHandler, req *podRequest, patch *bytes.Buffer) (resp admission.Response) {
 	defer func() {
 		if p := recover(); p != nil {
 			admissionmetrics.WebhookPanics.WithLabelValues().Inc()
@@ -157,19 +175,13 @@ func (h *Handler) review(ctx context.Context, req *podRequest, patch *bytes.Buff
 			resp.UID = req.UID
 		}
 	}()
-	if r, done := h.screen(&req.AdmissionRequest); done {
-		resp = r
-	} else if req.Object == nil {
-		resp = h.noPod()
-	} else {
-		resp = h.admit(&req.AdmissionRequest, req.Object)
-	}
+	resp = h.HandlePod(ctx, &req.AdmissionRequest, req.Object)
 	err := encodePatch(&resp, patch)
 	if err == nil {
 		err = resp.Complete(admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: req.UID}})
 	}
 	if err != nil {
-		h.Log.Error(err, "encoding the admission response", "uid", string(req.UID))
+		wh.Log.Error(err, "encoding the admission response", "uid", string(req.UID))
 		resp = admission.Errored(http.StatusInternalServerError, errors.New("unable to encode response"))
 		resp.UID = req.UID
 	}
@@ -180,7 +192,7 @@ func (h *Handler) review(ctx context.Context, req *podRequest, patch *bytes.Buff
 // same bytes), encoded into buf first: with its length known, net/http
 // sends it in one write, where a body past its 2 KiB buffer would go out
 // chunked, in two TLS records and two system calls.
-func (h *Handler) write(w http.ResponseWriter, resp admission.Response, buf *bytes.Buffer) {
+func (wh Webhook) write(w http.ResponseWriter, resp admission.Response, buf *bytes.Buffer) {
 	buf.Reset()
 	err := json.NewEncoder(buf).Encode(admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: reviewAPIVersion, Kind: reviewKind},
@@ -192,6 +204,6 @@ func (h *Handler) write(w http.ResponseWriter, resp admission.Response, buf *byt
 	}
 	if err != nil {
 		// The connection broke: nothing more can be written to it.
-		h.Log.Error(err, "writing the admission response", "uid", string(resp.UID))
+		wh.Log.Error(err, "writing the admission response", "uid", string(resp.UID))
 	}
 }

@@ -1,0 +1,134 @@
+package podreview
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
+	"gomodules.xyz/jsonpatch/v2"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// sandboxReview is the review kube-apiserver sends for the example sandbox
+// pod (test/integration checks that it still is).
+const sandboxReview = "../deploy/examples/openshell-sandbox-review.json"
+
+// labeller is a handler of another kind than guardchain's: it labels each
+// pod create with its name's length, and panics for a pod named "panic".
+type labeller struct{}
+
+func (labeller) Handle(ctx context.Context, req admission.Request) admission.Response {
+	var pod *corev1.Pod
+	if len(req.Object.Raw) > 0 {
+		pod = &corev1.Pod{}
+		if err := json.Unmarshal(req.Object.Raw, pod); err != nil {
+			return admission.Errored(http.StatusBadRequest, err)
+		}
+	}
+	return labeller{}.HandlePod(ctx, &req.AdmissionRequest, pod)
+}
+
+func (labeller) HandlePod(_ context.Context, req *admissionv1.AdmissionRequest, pod *corev1.Pod) admission.Response {
+	if pod == nil {
+		return admission.Allowed("no pod")
+	}
+	if pod.Name == "panic" {
+		panic("a pod named panic")
+	}
+	return admission.Patched("labelled", jsonpatch.JsonPatchOperation{Operation: "add", Path: "/metadata/labels/name-length",
+		Value: strconv.Itoa(len(pod.Name))})
+}
+
+// plain is an admission.Handler only.
+type plain struct{}
+
+func (plain) Handle(ctx context.Context, req admission.Request) admission.Response {
+	return labeller{}.Handle(ctx, req)
+}
+
+type answer struct {
+	code int
+	body string
+}
+
+func serve(h http.Handler, contentType string, body []byte) answer {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/mutate", bytes.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	h.ServeHTTP(rec, req)
+	if n := rec.Result().Header.Get("Content-Length"); n != "" && n != strconv.Itoa(rec.Body.Len()) {
+		return answer{-1, "Content-Length " + n + " for " + strconv.Itoa(rec.Body.Len()) + " bytes"}
+	}
+	return answer{rec.Code, rec.Body.String()}
+}
+
+// Any body gets from Webhook the answer admission.Webhook gives for the same
+// handler, read in one pass where it is a v1 review of a pod.
+func TestWebhookAnswersAsAdmissionWebhook(t *testing.T) {
+	review, err := os.ReadFile(sandboxReview)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := func(name string) []byte {
+		return bytes.Replace(review, []byte(`"name":"my-assistant","namespace"`), []byte(`"name":"`+name+`","namespace"`), 1)
+	}
+	for _, tt := range []struct {
+		name, contentType string
+		body              []byte
+		onePass           bool
+	}{
+		{"the API server's review", "application/json", review, true},
+		{"a panicking handler", "application/json", renamed("panic"), true},
+		{"no object", "application/json", bytes.Replace(review, []byte(`"object":{`), []byte(`"object":null,"x":{`), 1), false},
+		{"a v1beta1 review", "application/json", bytes.Replace(review, []byte(`admission.k8s.io/v1"`), []byte(`admission.k8s.io/v1beta1"`), 1), false},
+		{"an unknown field", "application/json", bytes.Replace(review, []byte(`"request":{`), []byte(`"request":{"x":1,`), 1), false},
+		{"malformed", "application/json", review[:len(review)/2], false},
+		{"text/plain", "text/plain", review, false},
+		{"empty", "application/json", nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, _, ok := Decode(tt.body); tt.contentType == "application/json" && ok != tt.onePass {
+				t.Errorf("read in one pass: %v, want %v", ok, tt.onePass)
+			}
+			var fallbacks int
+			got := serve(Webhook{Handler: labeller{}, Log: logr.Discard(), Fallbacks: (*counter)(&fallbacks)}, tt.contentType, tt.body)
+			want := serve(&admission.Webhook{Handler: labeller{}, RecoverPanic: ptr.To(true)}, tt.contentType, tt.body)
+			if diff := cmp.Diff(want, got, cmp.AllowUnexported(answer{})); diff != "" {
+				t.Errorf("Webhook answers differently from admission.Webhook (-admission.Webhook +Webhook):\n%s", diff)
+			}
+			if (fallbacks == 0) != tt.onePass {
+				t.Errorf("%d fallbacks, read in one pass %v", fallbacks, tt.onePass)
+			}
+		})
+	}
+}
+
+// A handler that takes no decoded pod is served by admission.Webhook.
+func TestWebhookServesAPlainHandlerThroughAdmissionWebhook(t *testing.T) {
+	review, err := os.ReadFile(sandboxReview)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fallbacks int
+	got := serve(Webhook{Handler: plain{}, Log: logr.Discard(), Fallbacks: (*counter)(&fallbacks)}, "application/json", review)
+	if fallbacks != 1 || got.code != http.StatusOK || !strings.Contains(got.body, `"patch":"`) {
+		t.Errorf("%d fallbacks, answer %+v", fallbacks, got)
+	}
+}
+
+type counter int
+
+func (c *counter) Inc() { *c++ }
