@@ -307,10 +307,11 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			// Paths compare with the images' directory aliases resolved, and
 			// nothing lies inside /dev/shm, which every container of the
 			// pod shares and can write.
+			// As written too: a volume at /var hides the image's /var/run.
 			v("nested", fmt.Sprintf("variables.targets.filter(t, (has(t.volumeMounts) && t.volumeMounts.exists(o, !(o.name in variables.fixedVolumes) && "+
-				"(t.volumeMounts.exists(m, %[1]s.startsWith(%[2]s + '/')) || "+
-				"(has(t.volumeDevices) && t.volumeDevices.exists(d, %[3]s.startsWith(%[2]s + '/'))) || "+
-				"(has(t.terminationMessagePath) && %[4]s.startsWith(%[2]s + '/'))))) || "+
+				"(t.volumeMounts.exists(m, m.mountPath.startsWith(o.mountPath + '/') || %[1]s.startsWith(%[2]s + '/')) || "+
+				"(has(t.volumeDevices) && t.volumeDevices.exists(d, d.devicePath.startsWith(o.mountPath + '/') || %[3]s.startsWith(%[2]s + '/'))) || "+
+				"(has(t.terminationMessagePath) && (t.terminationMessagePath.startsWith(o.mountPath + '/') || %[4]s.startsWith(%[2]s + '/')))))) || "+
 				"(has(t.volumeMounts) && t.volumeMounts.exists(m, %[1]s.startsWith('%[5]s/'))) || "+
 				"(has(t.volumeDevices) && t.volumeDevices.exists(d, %[3]s.startsWith('%[5]s/'))) || "+
 				"(has(t.terminationMessagePath) && %[4]s.startsWith('%[5]s/'))).map(t, t.name)",

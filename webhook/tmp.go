@@ -307,7 +307,9 @@ func nestedMount(spec *corev1.PodSpec, c *corev1.Container, chainVolume string) 
 		for _, p := range paths {
 			// As the backstop compares them: a volume at / (which runc
 			// refuses anyway) holds nothing.
-			if strings.HasPrefix(unaliased(p), unaliased(o.MountPath)+"/") {
+			// As written too: a volume at /var hides the image's
+			// /var/run -> /run, so /var/run is inside it.
+			if strings.HasPrefix(p, o.MountPath+"/") || strings.HasPrefix(unaliased(p), unaliased(o.MountPath)+"/") {
 				return p, o
 			}
 		}

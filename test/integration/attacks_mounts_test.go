@@ -107,6 +107,25 @@ func mountAttacks() []attack {
 			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/var/run"},
 				corev1.VolumeMount{Name: "decoy", MountPath: "/run/x"})
 		}},
+		// A volume at /var hides the image's /var/run -> /run: /var/run
+		// is whatever the volume holds there.
+		attack{"a mount at /var/run inside an emptyDir at /var", nested, func(p *corev1.Pod) {
+			addVolume(p, "links", emptyDir)
+			addVolume(p, "decoy", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/var"},
+				corev1.VolumeMount{Name: "decoy", MountPath: "/var/run"})
+		}},
+		attack{"a mount at /var/lock inside an emptyDir at /var", nested, func(p *corev1.Pod) {
+			addVolume(p, "links", emptyDir)
+			addVolume(p, "decoy", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/var"},
+				corev1.VolumeMount{Name: "decoy", MountPath: "/var/lock"})
+		}},
+		attack{"the termination message at /var/run/x inside an emptyDir at /var", nested, func(p *corev1.Pod) {
+			addVolume(p, "links", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/var"})
+			target(p).TerminationMessagePath = "/var/run/nemoclaw-proxy-env.sh"
+		}},
 		// The chain's own volume: any uid may leave a symlink in the
 		// sticky /tmp (a second target, before the first starts).
 		attack{"a mount inside the chain's /tmp", nested, func(p *corev1.Pod) {

@@ -104,8 +104,20 @@ through. */}}
 {{- define "guardchain.enforcementAction" -}}
 {{- $a := (.Values.enforcement | default dict).action | default "auto" -}}
 {{- if eq $a "auto" -}}
-{{- if and (eq .Values.webhook.failurePolicy "Fail") (eq .Values.config.conflict "deny") }}Deny{{ else }}Warn{{ end -}}
+{{- if not (and (eq .Values.webhook.failurePolicy "Fail") (eq .Values.config.conflict "deny")) -}}Warn
+{{- else if include "guardchain.backstopArrives" . -}}Warn
+{{- else -}}Deny{{- end -}}
 {{- else -}}{{ $a }}{{- end -}}
+{{- end -}}
+
+{{/* yes when this upgrade brings the backstop to a release that ran without
+it (v0.1.0, or enforcement.action=off): the previous replicas inject pods of
+their own shape until the rollout replaces them, which the policy would
+refuse, so auto warns for this revision; the next helm upgrade denies. */}}
+{{- define "guardchain.backstopArrives" -}}
+{{- if .Release.IsUpgrade -}}
+{{- if not (lookup "admissionregistration.k8s.io/v1" "ValidatingAdmissionPolicy" "" (include "guardchain.fullname" .)) }}yes{{ end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The CEL match condition that picks sandbox pods by OpenShell's marks;
