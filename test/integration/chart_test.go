@@ -179,6 +179,16 @@ func TestChartRendersWhatGoBuilds(t *testing.T) {
 				t.Fatalf("the chart's config.yaml is refused by the webhook: %v\n%s", err, cmap.Data["config.yaml"])
 			}
 
+			if tc.values == "" {
+				// values.yaml's config is webhook.Default(), but for the
+				// image, which the chart builds from initImage.
+				want := webhook.Default()
+				want.InitImage, want.ImagePullPolicy = cfg.InitImage, cfg.ImagePullPolicy
+				if diff := cmp.Diff(want, cfg); diff != "" {
+					t.Errorf("values.yaml's config differs from webhook.Default() (-Go +chart):\n%s", diff)
+				}
+			}
+
 			var got admissionregistrationv1.MutatingWebhookConfiguration
 			mwc := find(objs, "MutatingWebhookConfiguration", releaseName)
 			if mwc == nil {
