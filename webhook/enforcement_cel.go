@@ -158,16 +158,18 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			v("fixedVolumes", "has(object.spec.volumes) ? object.spec.volumes.filter(v, has(v.configMap) || has(v.secret) || has(v.downwardAPI) || has(v.projected)).map(v, v.name) : []"),
 			// Paths compare with the images' directory aliases resolved, and
 			// nothing lies inside /dev/shm, which every container of the
-			// pod shares and can write.
+			// pod shares and can write; the runtime's own mounts (/etc/hosts,
+			// /dev/shm, ...) count as the target's.
 			// As written too: a volume at /var hides the image's /var/run.
 			v("nested", fmt.Sprintf("variables.targets.filter(t, (has(t.volumeMounts) && t.volumeMounts.exists(o, !(o.name in variables.fixedVolumes) && "+
 				"(t.volumeMounts.exists(m, m.mountPath.startsWith(o.mountPath + '/') || %[1]s.startsWith(%[2]s + '/')) || "+
 				"(has(t.volumeDevices) && t.volumeDevices.exists(d, d.devicePath.startsWith(o.mountPath + '/') || %[3]s.startsWith(%[2]s + '/'))) || "+
-				"(has(t.terminationMessagePath) && (t.terminationMessagePath.startsWith(o.mountPath + '/') || %[4]s.startsWith(%[2]s + '/')))))) || "+
+				"(has(t.terminationMessagePath) && (t.terminationMessagePath.startsWith(o.mountPath + '/') || %[4]s.startsWith(%[2]s + '/'))) || "+
+				"%[6]s.exists(x, x.startsWith(o.mountPath + '/') || x.startsWith(%[2]s + '/'))))) || "+
 				"(has(t.volumeMounts) && t.volumeMounts.exists(m, %[1]s.startsWith('%[5]s/'))) || "+
 				"(has(t.volumeDevices) && t.volumeDevices.exists(d, %[3]s.startsWith('%[5]s/'))) || "+
 				"(has(t.terminationMessagePath) && %[4]s.startsWith('%[5]s/'))).map(t, t.name)",
-				canon("m.mountPath"), canon("o.mountPath"), canon("d.devicePath"), canon("t.terminationMessagePath"), sharedMemoryPath)),
+				canon("m.mountPath"), canon("o.mountPath"), canon("d.devicePath"), canon("t.terminationMessagePath"), sharedMemoryPath, celList(runtimePaths))),
 			v("emptyDir", "variables.writerTmp.all(w, has(object.spec.volumes) && object.spec.volumes.exists(v, v.name == w.name && has(v.emptyDir)))"),
 			// No container but the targets and guardchain's own writes the
 			// chain's volume, or touches guardchain's binary.

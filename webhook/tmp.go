@@ -295,6 +295,7 @@ func nestedMount(spec *corev1.PodSpec, c *corev1.Container, chainVolume string) 
 		paths = append(paths, d.DevicePath)
 	}
 	paths = append(paths, terminationPath(c))
+	paths = append(paths, runtimePaths...)
 	for _, p := range paths {
 		if strings.HasPrefix(unaliased(p), sharedMemoryPath+"/") {
 			return p, corev1.VolumeMount{Name: "the pod's shared memory", MountPath: sharedMemoryPath}
@@ -310,6 +311,9 @@ func nestedMount(spec *corev1.PodSpec, c *corev1.Container, chainVolume string) 
 			// As written too: a volume at /var hides the image's
 			// /var/run -> /run, so /var/run is inside it.
 			if strings.HasPrefix(p, o.MountPath+"/") || strings.HasPrefix(unaliased(p), unaliased(o.MountPath)+"/") {
+				if slices.Contains(runtimePaths, p) {
+					p += " (the runtime's own mount)"
+				}
 				return p, o
 			}
 		}
@@ -324,6 +328,15 @@ func nestedMount(spec *corev1.PodSpec, c *corev1.Container, chainVolume string) 
 // (guardchain trusts what the image packages).
 var pathAliases = [][2]string{{"/var/run", "/run"}, {"/var/lock", "/run/lock"}, {"/bin", "/usr/bin"}, {"/sbin", "/usr/sbin"},
 	{"/lib", "/usr/lib"}, {"/lib32", "/usr/lib32"}, {"/lib64", "/usr/lib64"}, {"/libx32", "/usr/libx32"}}
+
+// runtimePaths are where the kubelet, the container runtime and runc mount
+// or mask things of their own in every container, named nowhere in the pod:
+// /etc/hosts (the kubelet), /etc/hostname, /etc/resolv.conf and /dev/shm
+// (containerd), /run/secrets and /run/.containerenv (CRI-O), and the
+// masked /sys paths (runc). A target volume around one of them would let a
+// symlink there carry that mount onto /tmp.
+var runtimePaths = []string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev/shm", "/run/secrets", "/run/.containerenv",
+	"/sys/firmware", "/sys/devices/virtual/powercap"}
 
 // sharedMemoryPath is the pod's shared memory, which the runtime mounts in
 // every container: any of them may leave a symlink there.

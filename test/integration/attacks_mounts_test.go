@@ -126,6 +126,26 @@ func mountAttacks() []attack {
 			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/var"})
 			target(p).TerminationMessagePath = "/var/run/nemoclaw-proxy-env.sh"
 		}},
+		// The runtime's own mounts (/etc/hosts, /etc/hostname,
+		// /etc/resolv.conf, /dev/shm, runc's masked /sys paths, CRI-O's
+		// /run/secrets) go through a target volume around them.
+		attack{"an emptyDir at /etc, around /etc/hosts and /etc/hostname", nested, func(p *corev1.Pod) {
+			addVolume(p, "sysdir", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "sysdir", MountPath: "/etc"})
+		}},
+		attack{"an emptyDir at /dev, around /dev/shm", nested, func(p *corev1.Pod) {
+			addVolume(p, "sysdir", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "sysdir", MountPath: "/dev"})
+			target(p).TerminationMessagePath = "/termination-log"
+		}},
+		attack{"an emptyDir at /sys, around /sys/firmware", nested, func(p *corev1.Pod) {
+			addVolume(p, "sysdir", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "sysdir", MountPath: "/sys"})
+		}},
+		attack{"an emptyDir at /var/run, around /run/secrets", nested, func(p *corev1.Pod) {
+			addVolume(p, "sysdir", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "sysdir", MountPath: "/var/run"})
+		}},
 		// The chain's own volume: any uid may leave a symlink in the
 		// sticky /tmp (a second target, before the first starts).
 		attack{"a mount inside the chain's /tmp", nested, func(p *corev1.Pod) {
@@ -225,6 +245,22 @@ func TestControlPlaneMountsInsideKubeletWrittenVolumesAreAdmitted(t *testing.T) 
 			}
 		})
 	}
+	// A larger shared memory, as pods mount it: at /dev/shm itself, with
+	// nothing inside.
+	t.Run("an emptyDir at /dev/shm", func(t *testing.T) {
+		p := agentPod("shm")
+		addVolume(p, "shm", corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}})
+		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "shm", MountPath: "/dev/shm"}}
+		q := p.DeepCopy()
+		q.Namespace = webhooked
+		got, err := dryRunCreate(webhooked, q)
+		if err != nil || !injected(got) {
+			t.Fatalf("webhook: %v", err)
+		}
+		if probs, _ := judge.Problems(got); len(probs) > 0 {
+			t.Errorf("audit: %v", probs)
+		}
+	})
 }
 
 // The audit judges a running pod by its annotations as they are: an update
