@@ -194,6 +194,10 @@ func (in *injection) run() Result {
 	// chain fills.
 	set.ownership, set.ownershipFrom = resolveOwnership(set.ownership, set.ownershipFrom, &in.pod.Spec, containerByName(&in.pod.Spec, from))
 	set.policy, _ = initguards.ParseOwnership(set.ownership)
+	if c, uid := sameUserInSharedPIDs(&in.pod.Spec, targets, set.policy); c != "" {
+		return in.refuse(ReasonProcessNamespace, "the pod shares its process namespace and container %s runs as %s: through /proc/<pid>/root it could rewrite the guard chain; "+
+			"give it a runAsUser other than the chain's owner", c, uid)
+	}
 	if set.source != SourceEmbedded {
 		if v := volumeByName(&in.pod.Spec, BinVolumeName); v != nil && v.EmptyDir == nil && v.Image == nil {
 			return in.refuse(ReasonVolumeNameTaken, "the pod already has a volume named %s that is %s, not an emptyDir or image volume", BinVolumeName, volumeKind(v))

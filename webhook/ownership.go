@@ -2,9 +2,11 @@ package webhook
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/guardchain/guardchain/initguards"
 )
@@ -109,4 +111,52 @@ func effectiveID(spec *corev1.PodSpec, c *corev1.Container, cf func(*corev1.Secu
 		}
 	}
 	return nil, ""
+}
+
+// sameUserInSharedPIDs names a container other than the targets (a regular
+// one or a native sidecar; init containers end before the targets start)
+// of a pod that shares its process namespace (shareProcessNamespace,
+// hostPID) that may run as the chain's owner: the kernel lets a process of
+// the same user into the target's files through /proc/<pid>/root, where
+// the owner may replace the guards. A container that does not say its user
+// (runAsUser, on it or the pod) runs as its image's, which may be the
+// owner's. Root is the threat model's: out of scope there, as is every
+// container with CAP_SYS_PTRACE.
+func sameUserInSharedPIDs(spec *corev1.PodSpec, targets []string, owner initguards.Policy) (container, user string) {
+	if !ptr.Deref(spec.ShareProcessNamespace, false) && !spec.HostPID {
+		return "", ""
+	}
+	var podUID *int64
+	if spec.SecurityContext != nil {
+		podUID = spec.SecurityContext.RunAsUser
+	}
+	check := func(c *corev1.Container) (string, string) {
+		if slices.Contains(targets, c.Name) {
+			return "", ""
+		}
+		uid := podUID
+		if c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+			uid = c.SecurityContext.RunAsUser
+		}
+		switch {
+		case uid == nil:
+			return c.Name, "its image's user, which may be the chain's owner"
+		case owner.UID > 0 && *uid == int64(owner.UID):
+			return c.Name, fmt.Sprintf("uid %d, the chain's owner", *uid)
+		}
+		return "", ""
+	}
+	for i := range spec.Containers {
+		if n, u := check(&spec.Containers[i]); n != "" {
+			return n, u
+		}
+	}
+	for i := range spec.InitContainers {
+		if c := &spec.InitContainers[i]; ptr.Deref(c.RestartPolicy, "") == corev1.ContainerRestartPolicyAlways {
+			if n, u := check(c); n != "" {
+				return n, u
+			}
+		}
+	}
+	return "", ""
 }

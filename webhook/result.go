@@ -43,6 +43,7 @@ const (
 	ReasonContainerNameTaken Reason = "container-name-taken"
 	ReasonSubPathExpr        Reason = "subpath-expr-differs"
 	ReasonMountNested        Reason = "mount-nested"
+	ReasonProcessNamespace   Reason = "process-namespace-shared"
 )
 
 // Note is one reason with its human sentence.

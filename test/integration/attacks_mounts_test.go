@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/guardchain/guardchain/audit"
 	"github.com/guardchain/guardchain/webhook"
@@ -388,5 +389,59 @@ func TestControlPlaneEphemeralContainersWithUncleanMountsAreRefused(t *testing.T
 	got.Spec.EphemeralContainers[0].VolumeMounts[0].MountPath = "/scratch"
 	if _, err := clientset.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, got.Name, got, metav1.UpdateOptions{}); err != nil {
 		t.Errorf("a clean one: %v", err)
+	}
+}
+
+// In a pod that shares its process namespace, a container running as the
+// chain's owner reaches the target's /tmp through /proc/<pid>/root: each
+// container but the targets must say its user, and not the owner's.
+func TestControlPlaneSameUserContainersInASharedProcessNamespaceAreRefused(t *testing.T) {
+	cfg := testConfig(t, "")
+	policyOnly := namespace(t, "openshell", nil)
+	webhooked := namespace(t, "openshell", nil)
+	register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{webhooked}})
+	enforce(t, cfg, []string{policyOnly, webhooked})
+	judge := judgeOf(t, cfg)
+	user := func(uid int64) *corev1.SecurityContext { return &corev1.SecurityContext{RunAsUser: &uid} }
+	for _, tt := range []struct {
+		name    string
+		shared  func(p *corev1.Pod)
+		helper  *corev1.SecurityContext
+		refused bool
+	}{
+		{"shareProcessNamespace, the owner's uid", func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = ptr.To(true) }, user(998), true},
+		{"hostPID, the owner's uid", func(p *corev1.Pod) { p.Spec.HostPID = true }, user(998), true},
+		{"shareProcessNamespace, no user", func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = ptr.To(true) }, nil, true},
+		{"shareProcessNamespace, root", func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = ptr.To(true) }, user(0), false},
+		{"shareProcessNamespace, another uid", func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = ptr.To(true) }, user(1234), false},
+		{"no shared namespace, no user", func(*corev1.Pod) {}, nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			build := func() *corev1.Pod {
+				p := agentPod("pidns")
+				p.Spec.Containers[0].SecurityContext = user(998)
+				tt.shared(p)
+				return p
+			}
+			withHelper := func(p *corev1.Pod) {
+				p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "helper", Image: "busybox:1.37", SecurityContext: tt.helper})
+			}
+			q := build()
+			withHelper(q)
+			q.Namespace = webhooked
+			if _, err := dryRunCreate(webhooked, q); (err != nil) != tt.refused {
+				t.Errorf("webhook: %v, want refused %v", err, tt.refused)
+			}
+			// The webhook's pod without the helper, which is then added.
+			r := webhook.Inject(build(), cfg).Pod
+			withHelper(r)
+			r.Namespace = policyOnly
+			if _, err := dryRunCreate(policyOnly, r); (err != nil) != tt.refused || (err != nil && !strings.Contains(err.Error(), "shares its process namespace")) {
+				t.Errorf("policy: %v, want refused %v", err, tt.refused)
+			}
+			if probs, _ := judge.Problems(r); (len(probs) > 0) != tt.refused {
+				t.Errorf("audit: %v, want problems %v", probs, tt.refused)
+			}
+		})
 	}
 }
