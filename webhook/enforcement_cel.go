@@ -267,16 +267,17 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				"object.spec.volumes.exists(v, v.name == '%[5]s' && has(v.emptyDir))))))",
 				w, SourceEmbedded, isRepo(w+".image"), BinPath, BinVolumeName, BinContainerName, isRepo(b+".image"), b, isRepo("v.image.reference"), p.configNames)),
 			// In a pod that shares its process namespace, a container other
-			// than the targets that may run as the chain's owner reaches the
-			// chain through /proc/<pid>/root: each must say its user, and
-			// not the owner's (root is out of scope, as with capabilities).
+			// than the targets that may run as a user the targets' processes
+			// run as, or as the chain's owner, reaches the chain through
+			// /proc/<pid>/root: each must say its user, and none of those
+			// (root is out of scope, as with capabilities).
 			v("ownerUID", fmt.Sprintf("variables.writerEnv.exists(e, e.name == '%[1]s' && has(e.value) && e.value.matches('^uid:[0-9]+(:[0-9]+)?$')) ? "+
 				"int(variables.writerEnv.filter(e, e.name == '%[1]s')[0].value.split(':')[1]) : 0", initguards.EnvOwnership)),
 			v("podUser", "has(object.spec.securityContext) && has(object.spec.securityContext.runAsUser) ? object.spec.securityContext.runAsUser : -1"),
 			v("sameUser", "(has(object.spec.shareProcessNamespace) && object.spec.shareProcessNamespace) || (has(object.spec.hostPID) && object.spec.hostPID) ? "+
 				"(object.spec.containers + variables.inits.filter(c, has(c.restartPolicy) && c.restartPolicy == 'Always')).filter(c, !(c.name in variables.targetNames) && "+
-				"((has(c.securityContext) && has(c.securityContext.runAsUser) ? c.securityContext.runAsUser : variables.podUser) == -1 || "+
-				"(variables.ownerUID > 0 && (has(c.securityContext) && has(c.securityContext.runAsUser) ? c.securityContext.runAsUser : variables.podUser) == variables.ownerUID))).map(c, c.name) : []"),
+				"((has(c.securityContext) && has(c.securityContext.runAsUser) ? c.securityContext.runAsUser : variables.podUser) == -1 || ((has(c.securityContext) && has(c.securityContext.runAsUser) ? c.securityContext.runAsUser : variables.podUser) != 0 && ((variables.ownerUID > 0 && (has(c.securityContext) && has(c.securityContext.runAsUser) ? c.securityContext.runAsUser : variables.podUser) == variables.ownerUID) || "+
+				"variables.targets.exists(t, (has(t.securityContext) && has(t.securityContext.runAsUser) ? t.securityContext.runAsUser : variables.podUser) == -1 || (has(t.securityContext) && has(t.securityContext.runAsUser) ? t.securityContext.runAsUser : variables.podUser) == (has(c.securityContext) && has(c.securityContext.runAsUser) ? c.securityContext.runAsUser : variables.podUser) || (has(t.env) && t.env.exists(e, e.name == 'OPENSHELL_SANDBOX_UID' && !has(e.valueFrom) && has(e.value) && e.value == string((has(c.securityContext) && has(c.securityContext.runAsUser) ? c.securityContext.runAsUser : variables.podUser))))))))).map(c, c.name) : []"),
 			v("images", images("object")),
 			v("requests", requests("object")),
 			v("selected", selected("object")),
@@ -322,9 +323,9 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': %s does not have the configured settings: each GUARDCHAIN_ variable once, "+
 					"with the values the webhook renders, and no other'", InitContainerName)},
 			{Expression: "!variables.creating || (size(variables.sameUser) == 0)", Reason: forbidden,
-				Message: "guardchain: a container may run as the owner of the chain in a pod that shares its process namespace",
+				Message: "guardchain: a container may run as a target or the owner of the chain in a pod that shares its process namespace",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ' shares its process namespace and container ' + variables.sameUser.join(', ') + " +
-					"' may run as the owner of the chain (no runAsUser, or the same): through /proc/<pid>/root it could rewrite the guard chain; give it another runAsUser'"},
+					"' may run as a user the targets run as or the owner of the chain (no runAsUser, or the same): through /proc/<pid>/root it could rewrite the guard chain; give it a runAsUser of its own (or root)'"},
 			// Ephemeral containers exist only after create: these hold on
 			// UPDATE and in the audit alike.
 			{Expression: "size(variables.ephemeralShared) == 0", Reason: forbidden,

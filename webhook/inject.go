@@ -196,7 +196,7 @@ func (in *injection) run() Result {
 	set.policy, _ = initguards.ParseOwnership(set.ownership)
 	if c, uid := sameUserInSharedPIDs(&in.pod.Spec, targets, set.policy); c != "" {
 		return in.refuse(ReasonProcessNamespace, "the pod shares its process namespace and container %s runs as %s: through /proc/<pid>/root it could rewrite the guard chain; "+
-			"give it a runAsUser other than the chain's owner", c, uid)
+			"give it a runAsUser of its own (or root)", c, uid)
 	}
 	if set.source != SourceEmbedded {
 		if v := volumeByName(&in.pod.Spec, BinVolumeName); v != nil && v.EmptyDir == nil && v.Image == nil {

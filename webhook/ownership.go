@@ -116,12 +116,15 @@ func effectiveID(spec *corev1.PodSpec, c *corev1.Container, cf func(*corev1.Secu
 // sameUserInSharedPIDs names a container other than the targets (a regular
 // one or a native sidecar; init containers end before the targets start)
 // of a pod that shares its process namespace (shareProcessNamespace,
-// hostPID) that may run as the chain's owner: the kernel lets a process of
-// the same user into the target's files through /proc/<pid>/root, where
-// the owner may replace the guards. A container that does not say its user
-// (runAsUser, on it or the pod) runs as its image's, which may be the
-// owner's. Root is the threat model's: out of scope there, as is every
-// container with CAP_SYS_PTRACE.
+// hostPID) that may run as a user the targets' processes run as, or as the
+// chain's owner: the kernel lets a process of the same user into another's
+// files through /proc/<pid>/root, and there the owner may replace the
+// guards, and anyone may where /tmp is not sticky (a writer that is not
+// root cannot make it so). So each must say its user (runAsUser, on it or
+// the pod: else it runs as its image's), and it must be none of the
+// owner's, a target's, or a target's OPENSHELL_SANDBOX_UID; a target that
+// does not say its user leaves only root. Root is the threat model's: out
+// of scope there, as is every container with CAP_SYS_PTRACE.
 func sameUserInSharedPIDs(spec *corev1.PodSpec, targets []string, owner initguards.Policy) (container, user string) {
 	if !ptr.Deref(spec.ShareProcessNamespace, false) && !spec.HostPID {
 		return "", ""
@@ -130,19 +133,48 @@ func sameUserInSharedPIDs(spec *corev1.PodSpec, targets []string, owner initguar
 	if spec.SecurityContext != nil {
 		podUID = spec.SecurityContext.RunAsUser
 	}
+	uidOf := func(c *corev1.Container) *int64 {
+		if c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+			return c.SecurityContext.RunAsUser
+		}
+		return podUID
+	}
+	// taken are the users the targets' processes may run as; unknown, that
+	// a target does not say its own.
+	taken := map[int64]string{}
+	if owner.UID > 0 {
+		taken[int64(owner.UID)] = "the chain's owner"
+	}
+	unknown := ""
+	for _, t := range targets {
+		c := containerByName(spec, t)
+		if uid := uidOf(c); uid == nil {
+			unknown = t
+		} else {
+			taken[*uid] = "the user target " + t + " runs as"
+		}
+		for _, e := range c.Env {
+			if e.Name == EnvSandboxUID && e.ValueFrom == nil {
+				if n, err := strconv.ParseInt(e.Value, 10, 64); err == nil {
+					taken[n] = "target " + t + "'s OPENSHELL_SANDBOX_UID"
+				}
+			}
+		}
+	}
 	check := func(c *corev1.Container) (string, string) {
 		if slices.Contains(targets, c.Name) {
 			return "", ""
 		}
-		uid := podUID
-		if c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
-			uid = c.SecurityContext.RunAsUser
-		}
+		uid := uidOf(c)
 		switch {
 		case uid == nil:
-			return c.Name, "its image's user, which may be the chain's owner"
-		case owner.UID > 0 && *uid == int64(owner.UID):
-			return c.Name, fmt.Sprintf("uid %d, the chain's owner", *uid)
+			return c.Name, "its image's user, which may be one the targets run as"
+		case *uid == 0:
+			return "", ""
+		case unknown != "":
+			return c.Name, fmt.Sprintf("uid %d, while target %s runs as its image's user, which may be the same", *uid, unknown)
+		case taken[*uid] != "":
+			return c.Name, fmt.Sprintf("uid %d, %s", *uid, taken[*uid])
 		}
 		return "", ""
 	}

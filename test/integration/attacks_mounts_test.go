@@ -403,23 +403,40 @@ func TestControlPlaneSameUserContainersInASharedProcessNamespaceAreRefused(t *te
 	enforce(t, cfg, []string{policyOnly, webhooked})
 	judge := judgeOf(t, cfg)
 	user := func(uid int64) *corev1.SecurityContext { return &corev1.SecurityContext{RunAsUser: &uid} }
+	shared := func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = ptr.To(true) }
 	for _, tt := range []struct {
 		name    string
 		shared  func(p *corev1.Pod)
 		helper  *corev1.SecurityContext
 		refused bool
+		target  func(c *corev1.Container)
 	}{
-		{"shareProcessNamespace, the owner's uid", func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = ptr.To(true) }, user(998), true},
-		{"hostPID, the owner's uid", func(p *corev1.Pod) { p.Spec.HostPID = true }, user(998), true},
-		{"shareProcessNamespace, no user", func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = ptr.To(true) }, nil, true},
-		{"shareProcessNamespace, root", func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = ptr.To(true) }, user(0), false},
-		{"shareProcessNamespace, another uid", func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = ptr.To(true) }, user(1234), false},
-		{"no shared namespace, no user", func(*corev1.Pod) {}, nil, false},
+		// The owner is 998 (OPENSHELL_SANDBOX_UID) while the target runs as
+		// 1000: a helper as 1000 reaches the target's processes, and a
+		// writer that is not root leaves /tmp without the sticky bit.
+		{"shareProcessNamespace, the target's uid", shared, user(1000), true, func(c *corev1.Container) {
+			c.SecurityContext = user(1000)
+			c.Env = []corev1.EnvVar{{Name: "OPENSHELL_SANDBOX_UID", Value: "998"}}
+		}},
+		{"shareProcessNamespace, the target's OPENSHELL_SANDBOX_UID", shared, user(1500), true, func(c *corev1.Container) {
+			c.SecurityContext = user(0)
+			c.Env = []corev1.EnvVar{{Name: "OPENSHELL_SANDBOX_UID", Value: "1500"}}
+		}},
+		{"shareProcessNamespace, a target without a user", shared, user(1234), true, func(c *corev1.Container) { c.SecurityContext = nil }},
+		{"shareProcessNamespace, the owner's uid", func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = ptr.To(true) }, user(998), true, nil},
+		{"hostPID, the owner's uid", func(p *corev1.Pod) { p.Spec.HostPID = true }, user(998), true, nil},
+		{"shareProcessNamespace, no user", func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = ptr.To(true) }, nil, true, nil},
+		{"shareProcessNamespace, root", func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = ptr.To(true) }, user(0), false, nil},
+		{"shareProcessNamespace, another uid", func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = ptr.To(true) }, user(1234), false, nil},
+		{"no shared namespace, no user", func(*corev1.Pod) {}, nil, false, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			build := func() *corev1.Pod {
 				p := agentPod("pidns")
 				p.Spec.Containers[0].SecurityContext = user(998)
+				if tt.target != nil {
+					tt.target(&p.Spec.Containers[0])
+				}
 				tt.shared(p)
 				return p
 			}
