@@ -161,11 +161,11 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			// pod shares and can write; the runtime's own mounts (/etc/hosts,
 			// /dev/shm, ...) count as the target's.
 			// As written too: a volume at /var hides the image's /var/run.
-			v("nested", fmt.Sprintf("variables.targets.filter(t, (has(t.volumeMounts) && t.volumeMounts.exists(o, !(o.name in variables.fixedVolumes) && "+
+			v("nested", fmt.Sprintf("variables.targets.filter(t, (has(t.volumeMounts) && t.volumeMounts.exists(o, !(o.name in variables.fixedVolumes) && (o.mountPath == '/' || "+
 				"(t.volumeMounts.exists(m, m.mountPath.startsWith(o.mountPath + '/') || %[1]s.startsWith(%[2]s + '/')) || "+
 				"(has(t.volumeDevices) && t.volumeDevices.exists(d, d.devicePath.startsWith(o.mountPath + '/') || %[3]s.startsWith(%[2]s + '/'))) || "+
 				"(has(t.terminationMessagePath) && (t.terminationMessagePath.startsWith(o.mountPath + '/') || %[4]s.startsWith(%[2]s + '/'))) || "+
-				"%[6]s.exists(x, x.startsWith(o.mountPath + '/') || x.startsWith(%[2]s + '/'))))) || "+
+				"%[6]s.exists(x, x.startsWith(o.mountPath + '/') || x.startsWith(%[2]s + '/')))))) || "+
 				"(has(t.volumeMounts) && t.volumeMounts.exists(m, %[1]s.startsWith('%[5]s/'))) || "+
 				"(has(t.volumeDevices) && t.volumeDevices.exists(d, %[3]s.startsWith('%[5]s/'))) || "+
 				"(has(t.terminationMessagePath) && %[4]s.startsWith('%[5]s/'))).map(t, t.name)",
@@ -254,6 +254,7 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			// from the copy guardchain-bin made of it; with nothing mounted
 			// but /tmp and that, and the copy made as rendered.
 			v("program", fmt.Sprintf("variables.first && has(%[1]s.args) && %[1]s.args == ['emit'] && !has(%[1]s.restartPolicy) && !has(%[1]s.volumeDevices) && has(%[1]s.volumeMounts) && "+
+				"(!has(%[1]s.terminationMessagePath) || %[1]s.terminationMessagePath == '/dev/termination-log') && "+
 				"(variables.source == '%[2]s' ? "+
 				"(%[3]s && (!has(%[1]s.command) || size(%[1]s.command) == 0) && size(%[1]s.volumeMounts) == 1 && size(variables.bins) == 0) : "+
 				"(has(%[1]s.command) && %[1]s.command == ['%[4]s/initguards'] && (variables.targets.exists(t, t.name in %[10]s) ? variables.targets.filter(t, t.name in %[10]s) : variables.targets).exists(t, t.image == %[1]s.image) && "+

@@ -305,12 +305,13 @@ func nestedMount(spec *corev1.PodSpec, c *corev1.Container, chainVolume string) 
 		if fixedContent(volumeByName(spec, o.Name)) {
 			continue
 		}
+		// A volume at / holds everything (runc refuses to mount it, so
+		// such a pod would not start anyway).
+		prefix, aliasPrefix := strings.TrimSuffix(o.MountPath, "/")+"/", strings.TrimSuffix(unaliased(o.MountPath), "/")+"/"
 		for _, p := range paths {
-			// As the backstop compares them: a volume at / (which runc
-			// refuses anyway) holds nothing.
 			// As written too: a volume at /var hides the image's
 			// /var/run -> /run, so /var/run is inside it.
-			if strings.HasPrefix(p, o.MountPath+"/") || strings.HasPrefix(unaliased(p), unaliased(o.MountPath)+"/") {
+			if p != o.MountPath && (strings.HasPrefix(p, prefix) || strings.HasPrefix(unaliased(p), aliasPrefix)) {
 				if slices.Contains(runtimePaths, p) {
 					p += " (the runtime's own mount)"
 				}

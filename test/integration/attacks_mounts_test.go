@@ -147,6 +147,12 @@ func mountAttacks() []attack {
 			addVolume(p, "sysdir", emptyDir)
 			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "sysdir", MountPath: "/var/run"})
 		}},
+		// A volume at / holds every other path (runc refuses it, so such
+		// a pod would not start; refused all the same).
+		attack{"an emptyDir at /", nested, func(p *corev1.Pod) {
+			addVolume(p, "root", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "root", MountPath: "/"})
+		}},
 		// The chain's own volume: any uid may leave a symlink in the
 		// sticky /tmp (a second target, before the first starts).
 		attack{"a mount inside the chain's /tmp", nested, func(p *corev1.Pod) {

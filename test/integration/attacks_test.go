@@ -191,6 +191,11 @@ func attacks(source string) []attack {
 			}
 		}},
 		attack{"writer args with a flag", program, func(p *corev1.Pod) { writerOf(p).Args = []string{"emit", "--require", "none"} }},
+		// The kubelet mounts the writer's termination message file there
+		// (emit then fails to rename onto it: refused all the same).
+		attack{"the writer's termination message over a chain file", program, func(p *corev1.Pod) {
+			writerOf(p).TerminationMessagePath = "/tmp/nemoclaw-proxy-env.sh"
+		}},
 		// A restartable writer is no init container of guardchain's: one
 		// more container that mounts the chain's volume.
 		attack{"a restartable writer", "mounts the volume that holds the guard chain", func(p *corev1.Pod) {
