@@ -11,7 +11,7 @@ type Metrics struct {
 	// the warning and the log line).
 	Admissions *prometheus.CounterVec
 	// GenericReviews counts reviews the one-pass decoder left to
-	// controller-runtime's (review.go). Steadily rising, it means the API
+	// controller-runtime's (package podreview). Steadily rising, it means the API
 	// server sends fields this build does not know: each such review costs
 	// about twice as much.
 	GenericReviews prometheus.Counter
