@@ -158,16 +158,12 @@ func (in *injection) run() Result {
 
 	// The kubelet cleans mount paths before the runtime mounts them; the
 	// backstop compares them as written, so only clean ones are taken.
-	if c, p := uncleanMount(&in.pod.Spec); c != "" {
+	if c, p, termination := uncleanMount(&in.pod.Spec, targets); termination {
+		return in.refuse(ReasonMountPathNotClean, "container %s writes its termination message at %q, which the kubelet mounts at %q; write it clean and absolute",
+			c, p, KubeletPath(p))
+	} else if c != "" {
 		return in.refuse(ReasonMountPathNotClean, "container %s mounts a volume at %q, which the kubelet reads as %q; write mount paths clean and absolute",
 			c, p, KubeletPath(p))
-	}
-	// The kubelet mounts a target's termination message file too.
-	for _, t := range targets {
-		if p := terminationPath(containerByName(&in.pod.Spec, t)); !CleanMountPath(p) {
-			return in.refuse(ReasonMountPathNotClean, "container %s writes its termination message at %q, which the kubelet mounts at %q; write it clean and absolute",
-				t, p, KubeletPath(p))
-		}
 	}
 	volume, mount, from, res := in.tmpVolume(targets)
 	if res != nil {

@@ -29,18 +29,20 @@ func KubeletPath(p string) string { return path.Clean("/" + p) }
 func CleanMountPath(p string) bool { return p == KubeletPath(p) }
 
 // uncleanMount names a container of the pod (any kind) with a mount path
-// that is not clean and absolute, or "".
-func uncleanMount(spec *corev1.PodSpec) (container, mountPath string) {
+// that is not clean and absolute, or "": a volume's, a device's, or a
+// target's termination message (the kubelet mounts that file too; termination
+// says which).
+func uncleanMount(spec *corev1.PodSpec, targets []string) (container, mountPath string, termination bool) {
 	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
 		for i := range cs {
 			for _, m := range cs[i].VolumeMounts {
 				if !CleanMountPath(m.MountPath) {
-					return cs[i].Name, m.MountPath
+					return cs[i].Name, m.MountPath, false
 				}
 			}
 			for _, d := range cs[i].VolumeDevices {
 				if !CleanMountPath(d.DevicePath) {
-					return cs[i].Name, d.DevicePath
+					return cs[i].Name, d.DevicePath, false
 				}
 			}
 		}
@@ -48,11 +50,16 @@ func uncleanMount(spec *corev1.PodSpec) (container, mountPath string) {
 	for i := range spec.EphemeralContainers {
 		for _, m := range spec.EphemeralContainers[i].VolumeMounts {
 			if !CleanMountPath(m.MountPath) {
-				return spec.EphemeralContainers[i].Name, m.MountPath
+				return spec.EphemeralContainers[i].Name, m.MountPath, false
 			}
 		}
 	}
-	return "", ""
+	for _, t := range targets {
+		if p := terminationPath(containerByName(spec, t)); !CleanMountPath(p) {
+			return t, p, true
+		}
+	}
+	return "", "", false
 }
 
 // sharedChainVolume names a container other than the targets and
