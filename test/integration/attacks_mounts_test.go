@@ -27,6 +27,16 @@ func mountAttacks() []attack {
 	const over = "over its files"
 	const nested = "inside another of its volumes whose files a container can write"
 	target := func(p *corev1.Pod) *corev1.Container { return &p.Spec.Containers[0] }
+	// pair mounts an emptyDir (where a symlink may be left) at outer and
+	// another at inner, in the target.
+	pair := func(name, outer, inner string) attack {
+		return attack{name, nested, func(p *corev1.Pod) {
+			addVolume(p, "links", emptyDir)
+			addVolume(p, "decoy", emptyDir)
+			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: outer},
+				corev1.VolumeMount{Name: "decoy", MountPath: inner})
+		}}
+	}
 	var out []attack
 	// The kubelet bind-mounts a fresh, world-writable file at the
 	// termination message path, after the volumes (and deeper paths later).
@@ -90,38 +100,13 @@ func mountAttacks() []attack {
 		}},
 		// The image's /var/run -> /run and merged /usr: /var/run/x is
 		// inside a volume at /run.
-		attack{"a mount at /var/run/x inside an emptyDir at /run", nested, func(p *corev1.Pod) {
-			addVolume(p, "links", emptyDir)
-			addVolume(p, "decoy", emptyDir)
-			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/run"},
-				corev1.VolumeMount{Name: "decoy", MountPath: "/var/run/x"})
-		}},
-		attack{"a mount at /lib/x inside an emptyDir at /usr/lib", nested, func(p *corev1.Pod) {
-			addVolume(p, "links", emptyDir)
-			addVolume(p, "decoy", emptyDir)
-			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/usr/lib"},
-				corev1.VolumeMount{Name: "decoy", MountPath: "/lib/x"})
-		}},
-		attack{"a mount at /run/x inside an emptyDir at /var/run", nested, func(p *corev1.Pod) {
-			addVolume(p, "links", emptyDir)
-			addVolume(p, "decoy", emptyDir)
-			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/var/run"},
-				corev1.VolumeMount{Name: "decoy", MountPath: "/run/x"})
-		}},
+		pair("a mount at /var/run/x inside an emptyDir at /run", "/run", "/var/run/x"),
+		pair("a mount at /lib/x inside an emptyDir at /usr/lib", "/usr/lib", "/lib/x"),
+		pair("a mount at /run/x inside an emptyDir at /var/run", "/var/run", "/run/x"),
 		// A volume at /var hides the image's /var/run -> /run: /var/run
 		// is whatever the volume holds there.
-		attack{"a mount at /var/run inside an emptyDir at /var", nested, func(p *corev1.Pod) {
-			addVolume(p, "links", emptyDir)
-			addVolume(p, "decoy", emptyDir)
-			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/var"},
-				corev1.VolumeMount{Name: "decoy", MountPath: "/var/run"})
-		}},
-		attack{"a mount at /var/lock inside an emptyDir at /var", nested, func(p *corev1.Pod) {
-			addVolume(p, "links", emptyDir)
-			addVolume(p, "decoy", emptyDir)
-			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/var"},
-				corev1.VolumeMount{Name: "decoy", MountPath: "/var/lock"})
-		}},
+		pair("a mount at /var/run inside an emptyDir at /var", "/var", "/var/run"),
+		pair("a mount at /var/lock inside an emptyDir at /var", "/var", "/var/lock"),
 		attack{"the termination message at /var/run/x inside an emptyDir at /var", nested, func(p *corev1.Pod) {
 			addVolume(p, "links", emptyDir)
 			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/var"})
@@ -172,11 +157,7 @@ func TestControlPlaneMountsOverOrIntoTheChainAreRefused(t *testing.T) {
 	} {
 		t.Run(variant.name, func(t *testing.T) {
 			cfg := testConfig(t, variant.config)
-			policyOnly := namespace(t, "openshell", nil)
-			webhooked := namespace(t, "openshell", nil)
-			register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{webhooked}})
-			enforce(t, cfg, []string{policyOnly, webhooked})
-			judge := judgeOf(t, cfg)
+			policyOnly, webhooked, judge := judgedWithWebhook(t, cfg)
 			for _, a := range mountAttacks() {
 				t.Run(a.name, func(t *testing.T) {
 					// Offline-injected, then forged: the backstop alone.
@@ -219,11 +200,7 @@ func containsAny(msgs []string, want string) bool {
 // rather than in it, stay admitted by all three.
 func TestControlPlaneMountsInsideKubeletWrittenVolumesAreAdmitted(t *testing.T) {
 	cfg := testConfig(t, "")
-	policyOnly := namespace(t, "openshell", nil)
-	webhooked := namespace(t, "openshell", nil)
-	register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{webhooked}})
-	enforce(t, cfg, []string{policyOnly, webhooked})
-	judge := judgeOf(t, cfg)
+	policyOnly, webhooked, judge := judgedWithWebhook(t, cfg)
 	for kind, src := range map[string]corev1.VolumeSource{
 		"configMap":   {ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}},
 		"secret":      {Secret: &corev1.SecretVolumeSource{SecretName: "cfg"}},
@@ -276,9 +253,7 @@ func TestControlPlaneMountsInsideKubeletWrittenVolumesAreAdmitted(t *testing.T) 
 func TestControlPlaneUpdatesOfTheSettingsAnnotationsAreRefused(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, "")
-	ns := namespace(t, "openshell", nil)
-	enforce(t, cfg, []string{ns})
-	judge := judgeOf(t, cfg)
+	ns, judge := judged(t, cfg)
 	for i, tt := range []struct{ from, to string }{{"embedded", "auto"}, {"auto", "embedded"}, {"embedded", ""}, {"", "embedded"}} {
 		t.Run(tt.from+" to "+tt.to, func(t *testing.T) {
 			p := agentPod(fmt.Sprintf("relabel-%d", i))
@@ -372,9 +347,7 @@ func TestControlPlaneTheSelectedLabelsOfAnInjectedPodArePinned(t *testing.T) {
 func TestControlPlaneEphemeralContainersWithUncleanMountsAreRefused(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, "")
-	ns := namespace(t, "openshell", nil)
-	enforce(t, cfg, []string{ns})
-	judge := judgeOf(t, cfg)
+	ns, judge := judged(t, cfg)
 	p := agentPod("debugged")
 	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "web", Image: "busybox:1.37"})
 	addVolume(p, "scratch", emptyDir)
@@ -403,11 +376,7 @@ func TestControlPlaneEphemeralContainersWithUncleanMountsAreRefused(t *testing.T
 // container but the targets must say its user, and not the owner's.
 func TestControlPlaneSameUserContainersInASharedProcessNamespaceAreRefused(t *testing.T) {
 	cfg := testConfig(t, "")
-	policyOnly := namespace(t, "openshell", nil)
-	webhooked := namespace(t, "openshell", nil)
-	register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{webhooked}})
-	enforce(t, cfg, []string{policyOnly, webhooked})
-	judge := judgeOf(t, cfg)
+	policyOnly, webhooked, judge := judgedWithWebhook(t, cfg)
 	user := func(uid int64) *corev1.SecurityContext { return &corev1.SecurityContext{RunAsUser: &uid} }
 	shared := func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = ptr.To(true) }
 	for _, tt := range []struct {

@@ -35,13 +35,7 @@ func TestControlPlaneAttacksAreRefusedByPolicyAuditAndWebhook(t *testing.T) {
 		}
 		t.Run(variant.name, func(t *testing.T) {
 			cfg := testConfig(t, variant.config)
-			policyOnly := namespace(t, "openshell", nil)
-			webhooked := namespace(t, "openshell", nil)
-			// Registered first, so that the policy is gone when the
-			// registration's cleanup probes for it to be dropped.
-			register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{webhooked}})
-			enforce(t, cfg, []string{policyOnly, webhooked})
-			judge := judgeOf(t, cfg)
+			policyOnly, webhooked, judge := judgedWithWebhook(t, cfg)
 			injected := func() *corev1.Pod {
 				res := webhook.Inject(agentPod("attack"), cfg)
 				if res.Outcome != webhook.OutcomeInjected {
@@ -411,9 +405,7 @@ func TestControlPlaneUpdatesAndEphemeralContainersAreChecked(t *testing.T) {
 func TestControlPlaneReviewFindingsAreRefused(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, "ownership: root\nallowedOverrides: [containers, source]\n")
-	ns := namespace(t, "openshell", nil)
-	enforce(t, cfg, []string{ns})
-	judge := judgeOf(t, cfg)
+	ns, judge := judged(t, cfg)
 	refused := func(t *testing.T, p *corev1.Pod, want string) {
 		t.Helper()
 		p.Namespace = ns
@@ -471,11 +463,7 @@ func TestControlPlaneReviewFindingsAreRefused(t *testing.T) {
 func TestControlPlaneThirdReviewFindingsAreRefused(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, "")
-	ns := namespace(t, "openshell", nil)
-	webhooked := namespace(t, "openshell", nil)
-	register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{webhooked}})
-	enforce(t, cfg, []string{ns, webhooked})
-	judge := judgeOf(t, cfg)
+	ns, webhooked, judge := judgedWithWebhook(t, cfg)
 	// refused: by the policy and the audit, and, through the webhook,
 	// refused or (rendered anew) judged guarded.
 	refused := func(t *testing.T, p *corev1.Pod, want string) {
@@ -558,9 +546,7 @@ func TestControlPlaneThirdReviewFindingsAreRefused(t *testing.T) {
 func TestControlPlaneFourthReviewFindingsAreRefused(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, "")
-	ns := namespace(t, "openshell", nil)
-	enforce(t, cfg, []string{ns})
-	judge := judgeOf(t, cfg)
+	ns, judge := judged(t, cfg)
 	debugger := corev1.EphemeralContainer{TargetContainerName: "agent", EphemeralContainerCommon: corev1.EphemeralContainerCommon{
 		Name: "debugger", Image: "busybox:1.37", TerminationMessagePolicy: corev1.TerminationMessageReadFile, ImagePullPolicy: corev1.PullIfNotPresent}}
 	t.Run("marks removed, then a debugger and new images", func(t *testing.T) {
@@ -637,11 +623,7 @@ func TestControlPlaneFourthReviewFindingsAreRefused(t *testing.T) {
 func TestControlPlaneFifthReviewFindingsAreRefused(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, "")
-	ns := namespace(t, "openshell", nil)
-	webhooked := namespace(t, "openshell", nil)
-	register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{webhooked}})
-	enforce(t, cfg, []string{ns, webhooked})
-	judge := judgeOf(t, cfg)
+	ns, webhooked, judge := judgedWithWebhook(t, cfg)
 	for _, target := range []string{webhook.InitContainerName, webhook.BinContainerName} {
 		t.Run("a debugger in "+target+"'s process namespace", func(t *testing.T) {
 			p, err := clientset.CoreV1().Pods(ns).Create(ctx, webhook.Inject(agentPod("dbg-"+target), cfg).Pod, metav1.CreateOptions{})
@@ -689,6 +671,27 @@ func TestControlPlaneFifthReviewFindingsAreRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// judged is cfg's backstop on a fresh sandbox namespace, and the audit's
+// judgment by the same expressions.
+func judged(t *testing.T, cfg webhook.Config) (ns string, judge *audit.Judge) {
+	t.Helper()
+	ns = namespace(t, "openshell", nil)
+	enforce(t, cfg, []string{ns})
+	return ns, judgeOf(t, cfg)
+}
+
+// judgedWithWebhook is judged with two namespaces: one the backstop alone
+// judges, one the webhook serves too.
+func judgedWithWebhook(t *testing.T, cfg webhook.Config) (policyOnly, webhooked string, judge *audit.Judge) {
+	t.Helper()
+	policyOnly, webhooked = namespace(t, "openshell", nil), namespace(t, "openshell", nil)
+	// Registered first, so that the policy is gone when the registration's
+	// cleanup probes for it to be dropped.
+	register(t, cfg, startWebhook(t, cfg), webhook.RegistrationOptions{Namespaces: []string{webhooked}})
+	enforce(t, cfg, []string{policyOnly, webhooked})
+	return policyOnly, webhooked, judgeOf(t, cfg)
 }
 
 // judgeOf is the audit's judgment for cfg: the backstop's own expressions.

@@ -95,7 +95,14 @@ func TestChartSecretPolicyConfinesTheWebhookToItsSecret(t *testing.T) {
 // create Secrets), also from a previous release's values that lack the key,
 // and goes with certs.selfManaged.secretPolicy=false or certManager.
 func TestChartSecretPolicyRenders(t *testing.T) {
-	policy := releaseName + "-selfmanaged"
+	confinementPolicyRenders(t, releaseName+"-selfmanaged", "the Secret policy")
+}
+
+// confinementPolicyRenders checks that a policy confining the webhook's
+// ServiceAccount renders with its Deny binding by default, and goes with
+// certs.selfManaged.secretPolicy=false or certManager.
+func confinementPolicyRenders(t *testing.T, policy, what string) {
+	t.Helper()
 	for _, tt := range []struct {
 		args []string
 		want bool
@@ -107,11 +114,14 @@ func TestChartSecretPolicyRenders(t *testing.T) {
 		objs := renderRelease(t, release, releaseNS, tt.args...)
 		vap, binding := find(objs, "ValidatingAdmissionPolicy", policy), find(objs, "ValidatingAdmissionPolicyBinding", policy)
 		if got := vap != nil && binding != nil; got != tt.want {
-			t.Errorf("%v: the Secret policy and binding rendered: %v, want %v", tt.args, got, tt.want)
+			t.Errorf("%v: %s and its binding rendered: %v, want %v", tt.args, what, got, tt.want)
 		}
 		if binding != nil {
 			if actions, _, _ := unstructured.NestedStringSlice(binding.Object, "spec", "validationActions"); !slices.Equal(actions, []string{"Deny"}) {
-				t.Errorf("%v: the Secret policy's binding %v, want Deny", tt.args, actions)
+				t.Errorf("%v: %s's binding %v, want Deny", tt.args, what, actions)
+			}
+			if name, _, _ := unstructured.NestedString(binding.Object, "spec", "policyName"); name != policy {
+				t.Errorf("%v: the binding names policy %q, want %q", tt.args, name, policy)
 			}
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 
@@ -301,27 +299,5 @@ func TestChartWebhookConfigPolicyComparesEveryField(t *testing.T) {
 // ServiceAccount that selfManaged certificates give RBAC to, and neither is
 // needed in certManager mode, where that ServiceAccount has none.
 func TestChartWebhookConfigPolicyRenders(t *testing.T) {
-	policy := webhookConfigPolicy(releaseName)
-	for _, tt := range []struct {
-		args []string
-		want bool
-	}{
-		{nil, true},
-		{[]string{"--set", "certs.selfManaged.secretPolicy=false"}, false},
-		{[]string{"-f", filepath.Join(chartDir, "ci/cert-manager-values.yaml")}, false},
-	} {
-		objs := renderRelease(t, release, releaseNS, tt.args...)
-		vap, binding := find(objs, "ValidatingAdmissionPolicy", policy), find(objs, "ValidatingAdmissionPolicyBinding", policy)
-		if got := vap != nil && binding != nil; got != tt.want {
-			t.Errorf("%v: the webhook configuration policy and binding rendered: %v, want %v", tt.args, got, tt.want)
-		}
-		if binding != nil {
-			if actions, _, _ := unstructured.NestedStringSlice(binding.Object, "spec", "validationActions"); !slices.Equal(actions, []string{"Deny"}) {
-				t.Errorf("%v: the binding's validationActions %v, want Deny", tt.args, actions)
-			}
-			if name, _, _ := unstructured.NestedString(binding.Object, "spec", "policyName"); name != policy {
-				t.Errorf("%v: the binding names policy %q, want %q", tt.args, name, policy)
-			}
-		}
-	}
+	confinementPolicyRenders(t, webhookConfigPolicy(releaseName), "the webhook configuration policy")
 }
