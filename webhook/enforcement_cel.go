@@ -53,20 +53,21 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 	// requests are the values of the annotations a pod may ask for its
 	// settings with: the judgment of a running pod (the audit) reads them
 	// as they are now, so an update may not change them.
-	requests := func(o string) string {
-		names := make([]string, len(allOverrides))
-		for i, ov := range allOverrides {
-			names[i] = annotationPrefix + string(ov)
-		}
-		return fmt.Sprintf("%[1]s.map(a, has(%[2]s.metadata.annotations) && a in %[2]s.metadata.annotations ? 'set ' + %[2]s.metadata.annotations[a] : 'unset')", celList(names), o)
+	// values lists, for each of keys, whether o's metadata.<field> (labels
+	// or annotations) has it and with what value.
+	values := func(keys, field, o string) string {
+		return fmt.Sprintf("%[1]s.map(k, has(%[2]s.metadata.%[3]s) && k in %[2]s.metadata.%[3]s ? 'set ' + %[2]s.metadata.%[3]s[k] : 'unset')", keys, o, field)
 	}
+	overrideAnnotations := make([]string, len(allOverrides))
+	for i, ov := range allOverrides {
+		overrideAnnotations[i] = annotationPrefix + string(ov)
+	}
+	requests := func(o string) string { return values(celList(overrideAnnotations), "annotations", o) }
 	// selected are the labels the objectSelector reads: an update may not
 	// change them on a pod guardchain injected, or two updates would take
 	// it out of the policy (the API server matches an update when the old
 	// or the new object has them).
-	selected := func(o string) string {
-		return fmt.Sprintf("%[1]s.map(k, has(%[2]s.metadata.labels) && k in %[2]s.metadata.labels ? 'set ' + %[2]s.metadata.labels[k] : 'unset')", p.selectorKeys, o)
-	}
+	selected := func(o string) string { return values(p.selectorKeys, "labels", o) }
 	// canon is a path with the directory aliases every common base image
 	// ships as symlinks (/var/run -> /run, merged /usr) resolved, as runc
 	// resolves them when it mounts.
