@@ -78,13 +78,13 @@ func Patch(orig, mutated *corev1.Pod) []jsonpatch.JsonPatchOperation {
 	want := mutated.Spec.InitContainers[:n]
 	if len(want) > 0 && !ownInPlace(orig.Spec.InitContainers, own, want) {
 		if len(orig.Spec.InitContainers) == 0 {
-			add("/spec/initContainers", want)
+			add("/spec/initContainers", containersValue(want))
 		} else {
 			for k := len(own) - 1; k >= 0; k-- {
 				ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "remove", Path: fmt.Sprintf("/spec/initContainers/%d", own[k])})
 			}
 			for j := range want {
-				add(fmt.Sprintf("/spec/initContainers/%d", j), &want[j])
+				add(fmt.Sprintf("/spec/initContainers/%d", j), containerValue(&want[j]))
 			}
 		}
 	}
