@@ -58,7 +58,7 @@ func TestContainerProtobufKeepsApartWhatJSONDoes(t *testing.T) {
 // whose protobuf encoding is known to match it: Quantity encodes String()
 // in both, IntOrString the one value its Type names.
 var selfEncoding = map[reflect.Type]bool{
-	reflect.TypeFor[resource.Quantity]():   true,
+	reflect.TypeFor[resource.Quantity]():  true,
 	reflect.TypeFor[intstr.IntOrString](): true,
 }
 
