@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strconv"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -25,7 +26,6 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	admissionmetrics "sigs.k8s.io/controller-runtime/pkg/webhook/admission/metrics"
-	kjson "sigs.k8s.io/json"
 
 	"github.com/guardchain/guardchain/internal/bufpool"
 )
@@ -106,20 +106,28 @@ type podRequest struct {
 }
 
 // decodeReview decodes a v1 review in one pass; ok is false for any body
-// that admission.Webhook might read differently. A strict decode is
-// case-sensitive and flags unknown and duplicate fields, so when it passes
-// every key matched a field exactly once: the case-insensitive decoders
-// (encoding/json finding the kind, Handle decoding the pod) agree with it.
+// that admission.Webhook might read differently. The decode is strict: it
+// is case-sensitive and refuses unknown and duplicate names, invalid UTF-8
+// and anything after the review, so when it passes every key matched a
+// field exactly once and the case-insensitive decoders (encoding/json
+// finding the kind, Handle decoding the pod) agree with it. It is
+// encoding/json/v2's (github.com/go-json-experiment/json), which reads a
+// review in under half the time of encoding/json; FuzzDecodeAgrees holds
+// it to sigs.k8s.io/json's strict decode, the API machinery's own.
 func decodeReview(body []byte) (*podRequest, bool) {
 	var req podRequest
 	// "request": null leaves req empty, which Handle calls no request.
 	rev := podReview{Request: &req}
-	strict, err := kjson.UnmarshalStrict(body, &rev)
-	if err != nil || len(strict) > 0 || rev.APIVersion != reviewAPIVersion || rev.Kind != reviewKind {
+	if err := jsonv2.Unmarshal(body, &rev, strict); err != nil || rev.APIVersion != reviewAPIVersion || rev.Kind != reviewKind {
 		return nil, false
 	}
 	return &req, true
 }
+
+// strict makes encoding/json/v2 refuse unknown names; duplicate names,
+// invalid UTF-8, trailing data and names in another case it refuses by
+// default.
+var strict = jsonv2.RejectUnknownMembers(true)
 
 // Decode decodes body as the one-pass reader does; ok is false for a body
 // it leaves to admission.Webhook.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	kjson "sigs.k8s.io/json"
 )
 
 // sandboxReview is the review kube-apiserver sends for the example sandbox
@@ -132,3 +134,67 @@ func TestWebhookServesAPlainHandlerThroughAdmissionWebhook(t *testing.T) {
 type counter int
 
 func (c *counter) Inc() { *c++ }
+
+// FuzzDecodeAgrees: a body the one-pass reader takes, sigs.k8s.io/json's
+// strict decode (case-sensitive, no unknown or duplicate names) takes too,
+// to the same values. A body only the strict decode takes is left to
+// admission.Webhook, which answers it as ever.
+func FuzzDecodeAgrees(f *testing.F) {
+	paths, err := filepath.Glob("../webhook/testdata/reviews/*.json")
+	if err != nil || len(paths) == 0 {
+		f.Fatalf("no reviews: %v", err)
+	}
+	for _, p := range append(paths, sandboxReview) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	const head = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":`
+	for _, req := range []string{
+		`{"uid":"1","object":{"metadata":{"name":"x","generation":1e2}}}`,
+		`{"uid":"1","object":{"metadata":{"Name":"x"}}}`,
+		`{"uid":"1","object":{"metadata":{"labels":{"a":"1","a":"2"}}}}`,
+		`{"uid":"1","object":{"metadata":{"name":"\ud800"}}}`,
+		`{"uid":"1","object":{"metadata":{"name":"a"}},"object":{}}`,
+		`{"uid":"1","oldObject":{"a": 1 },"options":{"b":[1, 2]},"object":{"metadata":{"managedFields":[{"fieldsV1":{"f:a": {}}}]}}}`,
+		`{"uid":"1","dryRun":null,"object":{"spec":{"securityContext":{"runAsUser":null},"overhead":{"cpu":"1"}}}}`,
+		`{"uid":"1","userInfo":{"extra":{"a":["b"]}},"object":{"kind":"Pod","spec":{"containers":[{"name":"a","livenessProbe":{"httpGet":{"port":"http"}}}]}}}`,
+		`null`,
+	} {
+		f.Add([]byte(head + req + `}`))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, ok := decodeReview(body)
+		if !ok {
+			return
+		}
+		var req podRequest
+		rev := podReview{Request: &req}
+		strictErrs, err := kjson.UnmarshalStrict(body, &rev)
+		if err != nil || len(strictErrs) > 0 {
+			t.Fatalf("read in one pass, but the strict decode refuses it: %v %v", err, strictErrs)
+		}
+		if diff := cmp.Diff(&req, got); diff != "" {
+			t.Fatalf("read differently (-strict +one pass):\n%s", diff)
+		}
+	})
+}
+
+// The reviews of the corpus are read in one pass.
+func TestDecodeReadsTheCorpus(t *testing.T) {
+	paths, err := filepath.Glob("../webhook/testdata/reviews/*.json")
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no reviews: %v", err)
+	}
+	for _, p := range append(paths, sandboxReview) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, pod, ok := Decode(b); !ok || pod == nil || len(pod.Spec.Containers) == 0 {
+			t.Errorf("%s: read in one pass %v, pod %v", p, ok, pod != nil)
+		}
+	}
+}
