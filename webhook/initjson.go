@@ -26,8 +26,9 @@ const (
 	// encoding, as without the memo, and never a wrong one.
 	containerJSONEntries = 256
 	// containerJSONMaxKey leaves out a container whose encoding is larger
-	// (a writer that copies a target's long env for subPathExpr).
-	containerJSONMaxKey = 16 << 10
+	// (a writer that copies a target's long env for subPathExpr): guardchain's
+	// own are about 1 KB, so the memo stays under a few megabytes.
+	containerJSONMaxKey = 4 << 10
 )
 
 var containerJSONMemo = struct {

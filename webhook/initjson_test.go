@@ -124,6 +124,11 @@ func TestContainerJSONIsMarshal(t *testing.T) {
 		res := Inject(readPod(t, g.in), testConfig(t, g))
 		cs = append(cs, res.Pod.Spec.InitContainers...)
 	}
+	for i := range cs {
+		if n := cs[i].Size(); n > containerJSONMaxKey {
+			t.Errorf("%s is %d bytes encoded, above the memo's %d: it would be encoded on every admission", cs[i].Name, n, containerJSONMaxKey)
+		}
+	}
 	big := corev1.Container{Name: "big"}
 	for i := range 2000 {
 		big.Env = append(big.Env, corev1.EnvVar{Name: fmt.Sprintf("V%d", i), Value: "<&>"})
@@ -148,8 +153,19 @@ func TestContainerJSONIsMarshal(t *testing.T) {
 }
 
 // TestContainerJSONMemoIsBounded: containers made new by each pod's
-// settings never hold more than the bound.
+// settings never hold more than the bound, and a large one is not held.
 func TestContainerJSONMemoIsBounded(t *testing.T) {
+	big := corev1.Container{Name: "big", Args: []string{strings.Repeat("x", containerJSONMaxKey)}}
+	if _, err := containerJSON(&big); err != nil {
+		t.Fatal(err)
+	}
+	containerJSONMemo.RLock()
+	for k := range containerJSONMemo.m {
+		if len(k) > containerJSONMaxKey {
+			t.Errorf("the memo holds a %d-byte key, above %d", len(k), containerJSONMaxKey)
+		}
+	}
+	containerJSONMemo.RUnlock()
 	for i := range 3 * containerJSONEntries {
 		c := corev1.Container{Name: "c", Env: []corev1.EnvVar{{Name: "GUARDCHAIN_OWNERSHIP", Value: fmt.Sprintf("uid:%d:%d", i, i)}}}
 		if _, err := containerJSON(&c); err != nil {
