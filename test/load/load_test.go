@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -179,5 +180,23 @@ func TestRunRefusesUnboundedFlags(t *testing.T) {
 				t.Errorf("got %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A server that exits before it serves is reported, with its output, after
+// it was started three times; it does not hang the run.
+func TestRunReportsAServerThatExits(t *testing.T) {
+	exits := filepath.Join(t.TempDir(), "exits")
+	if err := os.WriteFile(exits, []byte("#!/bin/sh\necho cannot bind >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-webhook", exits, "-baseline", exits,
+		"-review", "../../deploy/examples/openshell-sandbox-review.json", "-concurrency", "1", "-warmup", "0s", "-duration", "100ms", "-rounds", "1"}, &out)
+	if !errors.Is(err, errExited) || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "cannot bind") {
+		t.Fatalf("error %v, want the server's exit and output", err)
+	}
+	if n := strings.Count(out.String(), "exited before serving, starting it again"); n != 2 {
+		t.Errorf("started again %d times, want 2:\n%s", n, out.String())
 	}
 }

@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -132,6 +133,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 				// Alternate which server goes first, so neither always follows the other.
 				s := servers[(i+round+ri)%len(servers)]
 				m, err := s.measure(ctx, o, ca, r.body, dir)
+				// A port found free can be taken before the server binds it:
+				// a server that exits before serving is started again, twice
+				// at most, on another port.
+				for try := 1; try < 3 && errors.Is(err, errExited); try++ {
+					fmt.Fprintf(out, "load: %s exited before serving, starting it again: %v\n", s.name, firstLine(err))
+					m, err = s.measure(ctx, o, ca, r.body, dir)
+				}
 				if err != nil {
 					return fmt.Errorf("%s, review %s, round %d: %w", s.name, r.name, round+1, err)
 				}
@@ -241,20 +249,23 @@ func (s server) measure(ctx context.Context, o options, ca, body []byte, dir str
 	if err := cmd.Start(); err != nil {
 		return measurement{}, fmt.Errorf("starting %s: %w", s.name, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed when the server has exited (waitErr says how): a
+	// closed channel can be waited on again, here and in waitServing.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited: //nolint:errcheck // how it exited does not matter here
+		case <-exited:
 		case <-time.After(15 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited //nolint:errcheck // killed
+			<-exited
 		}
 	}()
 	ao := attackOptions{URL: fmt.Sprintf("https://127.0.0.1:%d/mutate-pods", port), CA: ca, ServerName: "localhost",
 		Body: body, Concurrency: o.concurrency, Warmup: o.warmup, Duration: o.duration, MaxRequests: o.maxRequests, Want: s.want}
-	if err := waitServing(ctx, ao, exited); err != nil {
+	if err := waitServing(ctx, ao, exited, func() error { return waitErr }); err != nil {
 		log, _ := os.ReadFile(logf.Name())
 		return measurement{}, fmt.Errorf("%w\n%s", err, log)
 	}
@@ -292,7 +303,15 @@ func (s server) measure(ctx context.Context, o options, ca, body []byte, dir str
 
 // waitServing waits up to 20 s until the server answers one review as it
 // should.
-func waitServing(ctx context.Context, o attackOptions, exited <-chan error) error {
+// errExited: the server exited before it served.
+var errExited = errors.New("the server exited")
+
+func firstLine(err error) string {
+	line, _, _ := strings.Cut(err.Error(), "\n")
+	return line
+}
+
+func waitServing(ctx context.Context, o attackOptions, exited <-chan struct{}, how func() error) error {
 	probe := o
 	probe.Concurrency, probe.Warmup, probe.Duration, probe.MaxRequests = 1, 0, time.Second, 1
 	deadline := time.Now().Add(20 * time.Second)
@@ -302,8 +321,8 @@ func waitServing(ctx context.Context, o attackOptions, exited <-chan error) erro
 			return nil
 		}
 		select {
-		case err := <-exited:
-			return fmt.Errorf("the server exited: %w", err)
+		case <-exited:
+			return fmt.Errorf("%w: %v", errExited, how())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
