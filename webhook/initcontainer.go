@@ -217,12 +217,12 @@ func redirectList(vars []string) string {
 // resources) is kept and everything else is made as rendered. Otherwise
 // (refresh: other settings, another target image or release, or containers
 // guardchain did not render) want replaces them.
+// want is the caller's to give: it is edited in place.
 func ensureInitContainersFirst(spec *corev1.PodSpec, want []corev1.Container, refresh bool) bool {
-	merged := make([]corev1.Container, len(want))
-	for i, w := range want {
-		merged[i] = w
-		if have := ownInit(spec.InitContainers, w.Name); have != nil && !refresh {
-			merged[i] = keepOthersEdits(*have, w)
+	merged := want
+	for i := range merged {
+		if have := ownInit(spec.InitContainers, merged[i].Name); have != nil && !refresh {
+			merged[i] = keepOthersEdits(*have, merged[i])
 		}
 	}
 	inPlace := len(spec.InitContainers) >= len(merged)

@@ -1,7 +1,7 @@
 package webhook
 
 import (
-	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"sync"
 
@@ -20,18 +20,18 @@ import (
 // type to prove it for each Kubernetes release the module builds against).
 
 const (
-	// containerJSONEntries bounds the memo: a pod's annotations choose the
-	// owner and settings, so a client can make each container new. When
-	// full, the memo starts again: a client churning it costs every pod an
+	// memoEntries bounds the memo: a pod's annotations choose the owner
+	// and settings, so a client can make each container new. When full,
+	// the memo starts again: a client churning it costs every pod an
 	// encoding, as without the memo, and never a wrong one.
-	containerJSONEntries = 256
-	// containerJSONMaxKey leaves out a container whose encoding is larger
-	// (a writer that copies a target's long env for subPathExpr): guardchain's
-	// own are about 1 KB, so the memo stays under a few megabytes.
-	containerJSONMaxKey = 4 << 10
+	memoEntries = 256
+	// memoMaxKey leaves out what encodes larger (a writer that copies a
+	// target's long env for subPathExpr): guardchain's containers are about
+	// 1 KB each, and the memo stays under a few megabytes.
+	memoMaxKey = 8 << 10
 )
 
-var containerJSONMemo = struct {
+var memo = struct {
 	sync.RWMutex
 	m map[string]json.RawMessage
 }{m: make(map[string]json.RawMessage)}
@@ -39,33 +39,56 @@ var containerJSONMemo = struct {
 // containerJSON is json.Marshal(c), memoised. The bytes are shared: the
 // caller must not change them.
 func containerJSON(c *corev1.Container) (json.RawMessage, error) {
-	n := c.Size()
-	if n > containerJSONMaxKey {
-		return json.Marshal(c)
+	return memoised('c', func() ([]byte, error) { return json.Marshal(c) }, c)
+}
+
+// containersJSON is json.Marshal(cs), memoised as containerJSON.
+func containersJSON(cs []corev1.Container) (json.RawMessage, error) {
+	ptrs := make([]*corev1.Container, len(cs))
+	for i := range cs {
+		ptrs[i] = &cs[i]
+	}
+	return memoised('l', func() ([]byte, error) { return json.Marshal(cs) }, ptrs...)
+}
+
+// memoised looks marshal's result up by the key kind, then each of cs's
+// length and protobuf encoding, and marshals what is not found.
+func memoised(kind byte, marshal func() ([]byte, error), cs ...*corev1.Container) (json.RawMessage, error) {
+	n := 1
+	for i := range cs {
+		n += binary.MaxVarintLen64 + cs[i].Size()
+	}
+	if n > memoMaxKey {
+		return marshal()
 	}
 	buf := bufpool.Get()
 	defer bufpool.Put(buf)
 	buf.Grow(n)
-	key := buf.AvailableBuffer()[:n]
-	if _, err := c.MarshalToSizedBuffer(key); err != nil {
-		return nil, err
+	key := append(buf.AvailableBuffer(), kind)
+	for i := range cs {
+		size := cs[i].Size()
+		key = binary.AppendUvarint(key, uint64(size))
+		key = key[:len(key)+size]
+		if _, err := cs[i].MarshalToSizedBuffer(key[len(key)-size:]); err != nil {
+			return nil, err
+		}
 	}
-	containerJSONMemo.RLock()
-	out, ok := containerJSONMemo.m[string(key)]
-	containerJSONMemo.RUnlock()
+	memo.RLock()
+	out, ok := memo.m[string(key)]
+	memo.RUnlock()
 	if ok {
 		return out, nil
 	}
-	out, err := json.Marshal(c)
+	out, err := marshal()
 	if err != nil {
 		return nil, err
 	}
-	containerJSONMemo.Lock()
-	if len(containerJSONMemo.m) >= containerJSONEntries {
-		clear(containerJSONMemo.m)
+	memo.Lock()
+	if len(memo.m) >= memoEntries {
+		clear(memo.m)
 	}
-	containerJSONMemo.m[string(key)] = out
-	containerJSONMemo.Unlock()
+	memo.m[string(key)] = out
+	memo.Unlock()
 	return out, nil
 }
 
@@ -80,18 +103,8 @@ func containerValue(c *corev1.Container) any {
 
 // containersValue is cs as a patch value, as containerValue.
 func containersValue(cs []corev1.Container) any {
-	buf := bytes.NewBuffer(make([]byte, 0, 2048*len(cs)))
-	buf.WriteByte('[')
-	for i := range cs {
-		b, err := containerJSON(&cs[i])
-		if err != nil {
-			return cs
-		}
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.Write(b)
+	if b, err := containersJSON(cs); err == nil {
+		return b
 	}
-	buf.WriteByte(']')
-	return json.RawMessage(buf.Bytes())
+	return cs
 }

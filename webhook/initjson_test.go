@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -122,12 +123,23 @@ func TestContainerJSONIsMarshal(t *testing.T) {
 	var cs []corev1.Container
 	for _, g := range goldens(t) {
 		res := Inject(readPod(t, g.in), testConfig(t, g))
-		cs = append(cs, res.Pod.Spec.InitContainers...)
-	}
-	for i := range cs {
-		if n := cs[i].Size(); n > containerJSONMaxKey {
-			t.Errorf("%s is %d bytes encoded, above the memo's %d: it would be encoded on every admission", cs[i].Name, n, containerJSONMaxKey)
+		var own []corev1.Container
+		for _, c := range res.Pod.Spec.InitContainers {
+			if IsOwnInitContainer(c.Name) {
+				own = append(own, c)
+			}
 		}
+		if n := 1 + len(own)*binary.MaxVarintLen64 + (&corev1.PodSpec{InitContainers: own}).Size(); n > memoMaxKey {
+			t.Errorf("%s: guardchain's init containers take %d bytes encoded, above the memo's %d: they would be encoded on every admission", g.name, n, memoMaxKey)
+		}
+		got, err := containersJSON(own)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := json.Marshal(own); !bytes.Equal(got, want) {
+			t.Fatalf("%s: list memoised\n%s\nmarshalled\n%s", g.name, got, want)
+		}
+		cs = append(cs, res.Pod.Spec.InitContainers...)
 	}
 	big := corev1.Container{Name: "big"}
 	for i := range 2000 {
@@ -146,36 +158,38 @@ func TestContainerJSONIsMarshal(t *testing.T) {
 			}
 		}
 	}
-	list := containersValue(cs[:2]).(json.RawMessage)
-	if want, _ := json.Marshal(cs[:2]); !bytes.Equal(list, want) {
-		t.Fatalf("list:\n%s\nwant\n%s", list, want)
+	// One container and a list of it are told apart.
+	one, _ := containerJSON(&cs[0])
+	list, _ := containersJSON(cs[:1])
+	if want, _ := json.Marshal(cs[:1]); !bytes.Equal(list, want) || bytes.Equal(one, list) {
+		t.Fatalf("list of one:\n%s\nwant\n%s", list, want)
 	}
 }
 
 // TestContainerJSONMemoIsBounded: containers made new by each pod's
 // settings never hold more than the bound, and a large one is not held.
 func TestContainerJSONMemoIsBounded(t *testing.T) {
-	big := corev1.Container{Name: "big", Args: []string{strings.Repeat("x", containerJSONMaxKey)}}
+	big := corev1.Container{Name: "big", Args: []string{strings.Repeat("x", memoMaxKey)}}
 	if _, err := containerJSON(&big); err != nil {
 		t.Fatal(err)
 	}
-	containerJSONMemo.RLock()
-	for k := range containerJSONMemo.m {
-		if len(k) > containerJSONMaxKey {
-			t.Errorf("the memo holds a %d-byte key, above %d", len(k), containerJSONMaxKey)
+	memo.RLock()
+	for k := range memo.m {
+		if len(k) > memoMaxKey {
+			t.Errorf("the memo holds a %d-byte key, above %d", len(k), memoMaxKey)
 		}
 	}
-	containerJSONMemo.RUnlock()
-	for i := range 3 * containerJSONEntries {
+	memo.RUnlock()
+	for i := range 3 * memoEntries {
 		c := corev1.Container{Name: "c", Env: []corev1.EnvVar{{Name: "GUARDCHAIN_OWNERSHIP", Value: fmt.Sprintf("uid:%d:%d", i, i)}}}
 		if _, err := containerJSON(&c); err != nil {
 			t.Fatal(err)
 		}
-		containerJSONMemo.RLock()
-		n := len(containerJSONMemo.m)
-		containerJSONMemo.RUnlock()
-		if n > containerJSONEntries {
-			t.Fatalf("after %d containers the memo holds %d, above %d", i+1, n, containerJSONEntries)
+		memo.RLock()
+		n := len(memo.m)
+		memo.RUnlock()
+		if n > memoEntries {
+			t.Fatalf("after %d containers the memo holds %d, above %d", i+1, n, memoEntries)
 		}
 	}
 }
