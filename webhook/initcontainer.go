@@ -106,18 +106,30 @@ func (in *injection) initContainers(set podSettings, target *corev1.Container, m
 // QoS class (and its eviction order) to Burstable.
 func initResources(r corev1.ResourceRequirements, keepGuaranteed bool) corev1.ResourceRequirements {
 	out := *r.DeepCopy()
-	if !keepGuaranteed {
-		return out
-	}
-	if out.Requests == nil {
-		out.Requests = corev1.ResourceList{}
-	}
-	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		if l, ok := out.Limits[name]; ok {
-			out.Requests[name] = l.DeepCopy()
+	if keepGuaranteed {
+		if out.Requests == nil {
+			out.Requests = corev1.ResourceList{}
+		}
+		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			if l, ok := out.Limits[name]; ok {
+				out.Requests[name] = l.DeepCopy()
+			}
 		}
 	}
+	canonical(out.Limits)
+	canonical(out.Requests)
 	return out
+}
+
+// canonical has each quantity keep its canonical string (String caches
+// it), which every encoding of the container (the hash's, the memo's key,
+// the JSON) would otherwise work out again: they read copies of the map's
+// values. The value and its encodings are the same.
+func canonical(l corev1.ResourceList) {
+	for k, q := range l {
+		_ = q.String()
+		l[k] = q
+	}
 }
 
 // guaranteed reports whether every container of the pod has CPU and memory
