@@ -10,7 +10,6 @@ package podreview
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +20,6 @@ import (
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -202,10 +200,7 @@ func (wh Webhook) review(ctx context.Context, h PodHandler, req *podRequest, pat
 // chunked, in two TLS records and two system calls.
 func (wh Webhook) write(w http.ResponseWriter, resp admission.Response, buf *bytes.Buffer) {
 	buf.Reset()
-	err := json.NewEncoder(buf).Encode(admissionv1.AdmissionReview{
-		TypeMeta: metav1.TypeMeta{APIVersion: reviewAPIVersion, Kind: reviewKind},
-		Response: &resp.AdmissionResponse,
-	})
+	err := encodeAnswer(buf, &resp.AdmissionResponse)
 	if err == nil {
 		w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 		_, err = w.Write(buf.Bytes())

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	kjson "sigs.k8s.io/json"
@@ -195,6 +197,47 @@ func TestDecodeReadsTheCorpus(t *testing.T) {
 		}
 		if _, pod, ok := Decode(b); !ok || pod == nil || len(pod.Spec.Containers) == 0 {
 			t.Errorf("%s: read in one pass %v, pod %v", p, ok, pod != nil)
+		}
+	}
+}
+
+// The answer is written field by field: a field a Kubernetes release adds
+// to AdmissionResponse would be left out, so any change to its fields
+// fails here until encodeAnswer writes it.
+func TestAnswerFieldsAreKnown(t *testing.T) {
+	var got []string
+	typ := reflect.TypeFor[admissionv1.AdmissionResponse]()
+	for i := range typ.NumField() {
+		got = append(got, typ.Field(i).Name+" "+typ.Field(i).Tag.Get("json"))
+	}
+	want := []string{"UID uid", "Allowed allowed", "Result status,omitempty", "Patch patch,omitempty",
+		"PatchType patchType,omitempty", "AuditAnnotations auditAnnotations,omitempty", "Warnings warnings,omitempty"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("AdmissionResponse's fields changed (-encodeAnswer writes +the type has):\n%s", diff)
+	}
+}
+
+// Every answer's shape is written as encoding/json writes it.
+func TestEncodeAnswerIsEncodingJSON(t *testing.T) {
+	pt := admissionv1.PatchTypeJSONPatch
+	for _, r := range []admissionv1.AdmissionResponse{
+		{},
+		{UID: "a<b>&\u2028", Allowed: true},
+		{UID: "1", Result: &metav1.Status{Code: 403, Message: "denied: <x> & \"y\"", Reason: metav1.StatusReasonForbidden}},
+		{UID: "1", Allowed: true, Result: &metav1.Status{Code: 200}, Patch: []byte(`[{"op":"add","path":"/a","value":"<&>"}]`), PatchType: &pt},
+		{UID: "1", Allowed: true, Patch: []byte{}, AuditAnnotations: map[string]string{"b": "2", "a": "<1>"}, Warnings: []string{"w1", "w<2>"}},
+		{UID: "1", Allowed: true, AuditAnnotations: map[string]string{}, Warnings: []string{}},
+	} {
+		var got, want bytes.Buffer
+		if err := encodeAnswer(&got, &r); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.NewEncoder(&want).Encode(admissionv1.AdmissionReview{
+			TypeMeta: metav1.TypeMeta{APIVersion: reviewAPIVersion, Kind: reviewKind}, Response: &r}); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Errorf("encodeAnswer\n%s\nencoding/json\n%s", got.String(), want.String())
 		}
 	}
 }
