@@ -322,7 +322,7 @@ func waitServing(ctx context.Context, o attackOptions, exited <-chan struct{}, h
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("%w: %v", errExited, how())
+			return fmt.Errorf("%w: %w", errExited, how())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
