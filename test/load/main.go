@@ -322,7 +322,10 @@ func waitServing(ctx context.Context, o attackOptions, exited <-chan struct{}, h
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("%w: %w", errExited, how())
+			if err := how(); err != nil {
+				return fmt.Errorf("%w: %w", errExited, err)
+			}
+			return fmt.Errorf("%w with status 0", errExited)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
