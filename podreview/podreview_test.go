@@ -241,3 +241,36 @@ func TestEncodeAnswerIsEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// rawPatcher patches every pod with one value, as a handler gives it.
+type rawPatcher struct{ value any }
+
+func (p rawPatcher) Handle(ctx context.Context, req admission.Request) admission.Response {
+	return p.HandlePod(ctx, &req.AdmissionRequest, nil)
+}
+
+func (p rawPatcher) HandlePod(context.Context, *admissionv1.AdmissionRequest, *corev1.Pod) admission.Response {
+	return admission.Patched("", jsonpatch.JsonPatchOperation{Operation: "add", Path: "/metadata/labels", Value: p.value})
+}
+
+// A value a handler encoded itself gets the answer admission.Webhook gives:
+// a json.RawMessage is compacted and escaped as there, a malformed one
+// refused as there; only a Marshalled one is written as it is.
+func TestEncodedValuesAnswerAsAdmissionWebhook(t *testing.T) {
+	review, err := os.ReadFile(sandboxReview)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []any{
+		json.RawMessage(`{ "a" : "<b>" }`),
+		json.RawMessage(`{"a":`),
+		Marshalled(`{"a":"\u003cb\u003e"}`),
+		Marshalled(nil),
+	} {
+		got := serve(Webhook{Handler: rawPatcher{v}, Log: logr.Discard()}, "application/json", review)
+		want := serve(&admission.Webhook{Handler: rawPatcher{v}, RecoverPanic: ptr.To(true)}, "application/json", review)
+		if diff := cmp.Diff(want, got, cmp.AllowUnexported(answer{})); diff != "" {
+			t.Errorf("%T %s: answered differently (-admission.Webhook +Webhook):\n%s", v, v, diff)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/guardchain/guardchain/internal/bufpool"
+	"github.com/guardchain/guardchain/podreview"
 )
 
 // The init containers' JSON, encoded once. They are most of a patch (two
@@ -20,30 +21,33 @@ import (
 // type to prove it for each Kubernetes release the module builds against).
 
 const (
-	// memoEntries bounds the memo: a pod's annotations choose the owner
-	// and settings, so a client can make each container new. When full,
-	// the memo starts again: a client churning it costs every pod an
-	// encoding, as without the memo, and never a wrong one.
-	memoEntries = 256
-	// memoMaxKey leaves out what encodes larger (a writer that copies a
-	// target's long env for subPathExpr): guardchain's containers are about
-	// 1 KB each, and the memo stays under a few megabytes.
+	// memoEntries and memoMaxBytes bound the memo: a pod's annotations
+	// choose the owner and settings, and a subPathExpr copies a target's env
+	// into guardchain-init, so a client can make each container new and
+	// large. When either bound would be passed, the memo starts again: a
+	// client churning it costs every pod an encoding, as without the memo,
+	// and never a wrong one.
+	memoEntries  = 256
+	memoMaxBytes = 2 << 20 // keys and JSON together
+	// memoMaxKey leaves out what encodes larger: guardchain's containers
+	// are about 1 KB each.
 	memoMaxKey = 8 << 10
 )
 
 var memo = struct {
 	sync.RWMutex
-	m map[string]json.RawMessage
-}{m: make(map[string]json.RawMessage)}
+	m     map[string]podreview.Marshalled
+	bytes int
+}{m: make(map[string]podreview.Marshalled)}
 
 // containerJSON is json.Marshal(c), memoised. The bytes are shared: the
 // caller must not change them.
-func containerJSON(c *corev1.Container) (json.RawMessage, error) {
+func containerJSON(c *corev1.Container) (podreview.Marshalled, error) {
 	return memoised('c', func() ([]byte, error) { return json.Marshal(c) }, c)
 }
 
 // containersJSON is json.Marshal(cs), memoised as containerJSON.
-func containersJSON(cs []corev1.Container) (json.RawMessage, error) {
+func containersJSON(cs []corev1.Container) (podreview.Marshalled, error) {
 	ptrs := make([]*corev1.Container, len(cs))
 	for i := range cs {
 		ptrs[i] = &cs[i]
@@ -53,7 +57,7 @@ func containersJSON(cs []corev1.Container) (json.RawMessage, error) {
 
 // memoised looks marshal's result up by the key kind, then each of cs's
 // length and protobuf encoding, and marshals what is not found.
-func memoised(kind byte, marshal func() ([]byte, error), cs ...*corev1.Container) (json.RawMessage, error) {
+func memoised(kind byte, marshal func() ([]byte, error), cs ...*corev1.Container) (podreview.Marshalled, error) {
 	n := 1
 	for i := range cs {
 		n += binary.MaxVarintLen64 + cs[i].Size()
@@ -79,15 +83,24 @@ func memoised(kind byte, marshal func() ([]byte, error), cs ...*corev1.Container
 	if ok {
 		return out, nil
 	}
-	out, err := marshal()
+	b, err := marshal()
 	if err != nil {
 		return nil, err
 	}
-	memo.Lock()
-	if len(memo.m) >= memoEntries {
-		clear(memo.m)
+	out = b
+	size := len(key) + len(out)
+	if size > memoMaxBytes/memoEntries*4 {
+		return out, nil // not worth a sixty-fourth of the memo
 	}
-	memo.m[string(key)] = out
+	memo.Lock()
+	if len(memo.m) >= memoEntries || memo.bytes+size > memoMaxBytes {
+		clear(memo.m)
+		memo.bytes = 0
+	}
+	if _, ok := memo.m[string(key)]; !ok {
+		memo.m[string(key)] = out
+		memo.bytes += size
+	}
 	memo.Unlock()
 	return out, nil
 }

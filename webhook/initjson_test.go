@@ -167,7 +167,9 @@ func TestContainerJSONIsMarshal(t *testing.T) {
 }
 
 // TestContainerJSONMemoIsBounded: containers made new by each pod's
-// settings never hold more than the bound, and a large one is not held.
+// settings never make the memo hold more than its bounds, in entries and
+// in bytes, however large their JSON is against their key (each '<' takes
+// one byte in protobuf and six in JSON), and a large one is not held.
 func TestContainerJSONMemoIsBounded(t *testing.T) {
 	big := corev1.Container{Name: "big", Args: []string{strings.Repeat("x", memoMaxKey)}}
 	if _, err := containerJSON(&big); err != nil {
@@ -180,16 +182,32 @@ func TestContainerJSONMemoIsBounded(t *testing.T) {
 		}
 	}
 	memo.RUnlock()
-	for i := range 3 * memoEntries {
-		c := corev1.Container{Name: "c", Env: []corev1.EnvVar{{Name: "GUARDCHAIN_OWNERSHIP", Value: fmt.Sprintf("uid:%d:%d", i, i)}}}
-		if _, err := containerJSON(&c); err != nil {
-			t.Fatal(err)
-		}
+	held := func() (n, bytes int) {
 		memo.RLock()
-		n := len(memo.m)
-		memo.RUnlock()
-		if n > memoEntries {
-			t.Fatalf("after %d containers the memo holds %d, above %d", i+1, n, memoEntries)
+		defer memo.RUnlock()
+		for k, v := range memo.m {
+			bytes += len(k) + len(v)
+		}
+		if bytes != memo.bytes {
+			t.Fatalf("the memo counts %d bytes and holds %d", memo.bytes, bytes)
+		}
+		return len(memo.m), bytes
+	}
+	for _, pad := range []int{0, 1000, 5000, 7000} {
+		for i := range 3 * memoEntries {
+			c := corev1.Container{Name: "c", Env: []corev1.EnvVar{
+				{Name: "GUARDCHAIN_OWNERSHIP", Value: fmt.Sprintf("uid:%d:%d", i, i)},
+				{Name: "PAD", Value: strings.Repeat("<", pad)}}}
+			got, err := containerJSON(&c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want, _ := json.Marshal(&c); !bytes.Equal(got, want) {
+				t.Fatalf("pad %d, container %d: wrong JSON", pad, i)
+			}
+			if n, b := held(); n > memoEntries || b > memoMaxBytes {
+				t.Fatalf("pad %d, after %d containers the memo holds %d entries, %d bytes: above %d, %d", pad, i+1, n, b, memoEntries, memoMaxBytes)
+			}
 		}
 	}
 }
