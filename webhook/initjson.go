@@ -29,9 +29,10 @@ const (
 	// and never a wrong one.
 	memoEntries  = 256
 	memoMaxBytes = 2 << 20 // keys and JSON together
-	// memoMaxKey leaves out what encodes larger: guardchain's containers
-	// are about 1 KB each.
-	memoMaxKey = 8 << 10
+	// memoMaxKey and memoMaxEntry leave out what encodes larger:
+	// guardchain's containers are about 1 KB each.
+	memoMaxKey   = 8 << 10
+	memoMaxEntry = memoMaxBytes / 64 // key and JSON
 )
 
 var memo = struct {
@@ -89,8 +90,8 @@ func memoised(kind byte, marshal func() ([]byte, error), cs ...*corev1.Container
 	}
 	out = b
 	size := len(key) + len(out)
-	if size > memoMaxBytes/memoEntries*4 {
-		return out, nil // not worth a sixty-fourth of the memo
+	if size > memoMaxEntry {
+		return out, nil
 	}
 	memo.Lock()
 	if len(memo.m) >= memoEntries || memo.bytes+size > memoMaxBytes {

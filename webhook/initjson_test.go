@@ -139,6 +139,9 @@ func TestContainerJSONIsMarshal(t *testing.T) {
 		if want, _ := json.Marshal(own); !bytes.Equal(got, want) {
 			t.Fatalf("%s: list memoised\n%s\nmarshalled\n%s", g.name, got, want)
 		}
+		if n := 1 + len(own)*binary.MaxVarintLen64 + (&corev1.PodSpec{InitContainers: own}).Size() + len(got); n > memoMaxEntry {
+			t.Errorf("%s: guardchain's init containers take %d bytes of key and JSON, above the memo's %d an entry: they would be encoded on every admission", g.name, n, memoMaxEntry)
+		}
 		cs = append(cs, res.Pod.Spec.InitContainers...)
 	}
 	big := corev1.Container{Name: "big"}
