@@ -68,7 +68,7 @@ func encodePatch(resp *admission.Response, buf *bytes.Buffer) error {
 // json.Marshal encodes it (compact, HTML escaped): a memoised encoding, say.
 // The fast path writes it as it is; admission.Webhook compacts what
 // MarshalJSON returns, which leaves those bytes as they are, so both paths
-// answer alike. Any other value, a json.RawMessage included, is encoded as
+// answer alike while the handler keeps to that form. Any other value, a json.RawMessage included, is encoded as
 // admission.Webhook encodes it.
 type Marshalled []byte
 
