@@ -3,7 +3,6 @@ package podreview
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 
 	admissionv1 "k8s.io/api/admission/v1"
 )
@@ -16,14 +15,7 @@ import (
 // does. TestAnswerFieldsAreKnown fails when a Kubernetes release adds a
 // field to AdmissionResponse, which this would leave out.
 func encodeAnswer(buf *bytes.Buffer, r *admissionv1.AdmissionResponse) error {
-	enc := json.NewEncoder(buf) // escapes HTML, as json.Marshal does
-	value := func(v any) error {
-		if err := enc.Encode(v); err != nil {
-			return err
-		}
-		buf.Truncate(buf.Len() - 1) // Encode ends each value with a newline
-		return nil
-	}
+	value := valueWriter(buf)
 	buf.WriteString(`{"kind":"` + reviewKind + `","apiVersion":"` + reviewAPIVersion + `","response":{"uid":`)
 	if err := value(string(r.UID)); err != nil {
 		return err

@@ -20,14 +20,7 @@ func encodePatch(resp *admission.Response, buf *bytes.Buffer) error {
 	if len(resp.Patches) == 0 {
 		return nil
 	}
-	enc := json.NewEncoder(buf) // escapes HTML, as json.Marshal does
-	value := func(v any) error {
-		if err := enc.Encode(v); err != nil {
-			return err
-		}
-		buf.Truncate(buf.Len() - 1) // Encode ends each value with a newline
-		return nil
-	}
+	value := valueWriter(buf)
 	buf.WriteByte('[')
 	for i, op := range resp.Patches {
 		if i > 0 {
@@ -78,4 +71,17 @@ func (m Marshalled) MarshalJSON() ([]byte, error) {
 		return []byte("null"), nil
 	}
 	return m, nil
+}
+
+// valueWriter returns a function that appends v to buf as json.Marshal
+// encodes it (HTML escaped), without the newline an Encoder ends it with.
+func valueWriter(buf *bytes.Buffer) func(v any) error {
+	enc := json.NewEncoder(buf)
+	return func(v any) error {
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		buf.Truncate(buf.Len() - 1)
+		return nil
+	}
 }

@@ -142,15 +142,7 @@ func (c *counter) Inc() { *c++ }
 // to the same values. A body only the strict decode takes is left to
 // admission.Webhook, which answers it as ever.
 func FuzzDecodeAgrees(f *testing.F) {
-	paths, err := filepath.Glob("../webhook/testdata/reviews/*.json")
-	if err != nil || len(paths) == 0 {
-		f.Fatalf("no reviews: %v", err)
-	}
-	for _, p := range append(paths, sandboxReview) {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range corpusReviews(f) {
 		f.Add(b)
 	}
 	const head = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":`
@@ -186,15 +178,7 @@ func FuzzDecodeAgrees(f *testing.F) {
 
 // The reviews of the corpus are read in one pass.
 func TestDecodeReadsTheCorpus(t *testing.T) {
-	paths, err := filepath.Glob("../webhook/testdata/reviews/*.json")
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no reviews: %v", err)
-	}
-	for _, p := range append(paths, sandboxReview) {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for p, b := range corpusReviews(t) {
 		if _, pod, ok := Decode(b); !ok || pod == nil || len(pod.Spec.Containers) == 0 {
 			t.Errorf("%s: read in one pass %v, pod %v", p, ok, pod != nil)
 		}
@@ -273,4 +257,22 @@ func TestEncodedValuesAnswerAsAdmissionWebhook(t *testing.T) {
 			t.Errorf("%T %s: answered differently (-admission.Webhook +Webhook):\n%s", v, v, diff)
 		}
 	}
+}
+
+// corpusReviews are the benchmark set's reviews (webhook/testdata/reviews)
+// and the API server's captured one, by path.
+func corpusReviews(t testing.TB) map[string][]byte {
+	paths, err := filepath.Glob("../webhook/testdata/reviews/*.json")
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no reviews: %v", err)
+	}
+	out := map[string][]byte{}
+	for _, p := range append(paths, sandboxReview) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[p] = b
+	}
+	return out
 }
