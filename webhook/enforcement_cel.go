@@ -16,6 +16,12 @@ import (
 
 // policySpec is the policy for p, without the namespace and object
 // selectors (the registration's).
+// runAsUser is the user container c runs as: its own runAsUser, else the
+// pod's (variables.podUser, -1 where neither says).
+func runAsUser(c string) string {
+	return fmt.Sprintf("(has(%[1]s.securityContext) && has(%[1]s.securityContext.runAsUser) ? %[1]s.securityContext.runAsUser : variables.podUser)", c)
+}
+
 func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySpec {
 	v := func(name, expr string) admissionregistrationv1.Variable {
 		return admissionregistrationv1.Variable{Name: name, Expression: expr}
@@ -80,6 +86,18 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 		return out
 	}
 	forbidden := ptr.To(metav1.StatusReasonForbidden)
+	const writesChain = " is not a target but mounts the volume that holds the guard chain writable (or guardchain-bin): it could rewrite the chain"
+	// listed refuses a pod whose variable name lists any container (of
+	// kind, "container" or "ephemeral container"), naming them before detail;
+	// onCreate only on create.
+	listed := func(onCreate bool, kind, name, message, detail string) admissionregistrationv1.Validation {
+		expr := "size(variables." + name + ") == 0"
+		if onCreate {
+			expr = "!variables.creating || (" + expr + ")"
+		}
+		return admissionregistrationv1.Validation{Expression: expr, Reason: forbidden, Message: message,
+			MessageExpression: "'guardchain: pod ' + variables.pod + ': " + kind + " ' + variables." + name + ".join(', ') + '" + detail + "'"}
+	}
 	return admissionregistrationv1.ValidatingAdmissionPolicySpec{
 		FailurePolicy: ptr.To(admissionregistrationv1.Fail),
 		MatchConstraints: &admissionregistrationv1.MatchResources{
@@ -276,10 +294,11 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 			v("ownerUID", fmt.Sprintf("variables.writerEnv.exists(e, e.name == '%[1]s' && has(e.value) && e.value.matches('^uid:[0-9]+(:[0-9]+)?$')) ? "+
 				"int(variables.writerEnv.filter(e, e.name == '%[1]s')[0].value.split(':')[1]) : 0", initguards.EnvOwnership)),
 			v("podUser", "has(object.spec.securityContext) && has(object.spec.securityContext.runAsUser) ? object.spec.securityContext.runAsUser : -1"),
-			v("sameUser", "(has(object.spec.shareProcessNamespace) && object.spec.shareProcessNamespace) || (has(object.spec.hostPID) && object.spec.hostPID) ? "+
+			v("sameUser", fmt.Sprintf("(has(object.spec.shareProcessNamespace) && object.spec.shareProcessNamespace) || (has(object.spec.hostPID) && object.spec.hostPID) ? "+
 				"(object.spec.containers + variables.inits.filter(c, has(c.restartPolicy) && c.restartPolicy == 'Always')).filter(c, !(c.name in variables.targetNames) && "+
-				"((has(c.securityContext) && has(c.securityContext.runAsUser) ? c.securityContext.runAsUser : variables.podUser) == -1 || ((has(c.securityContext) && has(c.securityContext.runAsUser) ? c.securityContext.runAsUser : variables.podUser) != 0 && ((variables.ownerUID > 0 && (has(c.securityContext) && has(c.securityContext.runAsUser) ? c.securityContext.runAsUser : variables.podUser) == variables.ownerUID) || "+
-				"variables.targets.exists(t, (has(t.securityContext) && has(t.securityContext.runAsUser) ? t.securityContext.runAsUser : variables.podUser) == -1 || (has(t.securityContext) && has(t.securityContext.runAsUser) ? t.securityContext.runAsUser : variables.podUser) == (has(c.securityContext) && has(c.securityContext.runAsUser) ? c.securityContext.runAsUser : variables.podUser) || (has(t.env) && t.env.exists(e, e.name == 'OPENSHELL_SANDBOX_UID' && !has(e.valueFrom) && has(e.value) && e.value == string((has(c.securityContext) && has(c.securityContext.runAsUser) ? c.securityContext.runAsUser : variables.podUser))))))))).map(c, c.name) : []"),
+				"(%[1]s == -1 || (%[1]s != 0 && ((variables.ownerUID > 0 && %[1]s == variables.ownerUID) || "+
+				"variables.targets.exists(t, %[2]s == -1 || %[2]s == %[1]s || (has(t.env) && t.env.exists(e, e.name == '%[3]s' && !has(e.valueFrom) && has(e.value) && e.value == string(%[1]s)))))))).map(c, c.name) : []",
+				runAsUser("c"), runAsUser("t"), EnvSandboxUID)),
 			v("images", images("object")),
 			v("requests", requests("object")),
 			v("selected", selected("object")),
@@ -293,29 +312,20 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				Message: "guardchain: the pod has no guardchain-init first among its init containers",
 				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ' has no %s first among its init containers: the guard chain would not be written "+
 					"before its containers start (the mutating webhook did not run, or a later one moved it)'", InitContainerName)},
-			{Expression: "!variables.creating || (size(variables.unclean) == 0)", Reason: forbidden,
-				Message: "guardchain: a container mounts a volume at a path that is not clean and absolute",
-				MessageExpression: "'guardchain: pod ' + variables.pod + ': container ' + variables.unclean.join(', ') + " +
-					"' mounts a volume (or its termination message) at a path that is not clean and absolute; the kubelet would clean it (tmp is /tmp): write it so'"},
+			listed(true, "container", "unclean", "guardchain: a container mounts a volume at a path that is not clean and absolute",
+				" mounts a volume (or its termination message) at a path that is not clean and absolute; the kubelet would clean it (tmp is /tmp): write it so"),
 			{Expression: "!variables.creating || (variables.first && size(variables.writerTmp) == 1)", Reason: forbidden,
 				Message:           "guardchain: guardchain-init does not mount /tmp",
 				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': %s does not mount %s once'", InitContainerName, TmpPath)},
-			{Expression: "!variables.creating || (size(variables.unmounted) == 0)", Reason: forbidden,
-				Message: "guardchain: a target container does not mount at /tmp the volume guardchain-init writes",
-				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': container ' + variables.unmounted.join(', ') + "+
-					"' does not mount at %s the volume (and subPath) %s writes the guard chain into, or has a mount, device or termination message over its files'", TmpPath, InitContainerName)},
-			{Expression: "!variables.creating || (size(variables.nested) == 0)", Reason: forbidden,
-				Message: "guardchain: a target container mounts something inside a volume a container can write",
-				MessageExpression: "'guardchain: pod ' + variables.pod + ': container ' + variables.nested.join(', ') + " +
-					"' mounts something (or its termination message) inside another of its volumes whose files a container can write: runc follows a symlink there, onto /tmp too; " +
-					"mount it elsewhere, or inside a configMap, secret, downwardAPI or projected volume only'"},
+			listed(true, "container", "unmounted", "guardchain: a target container does not mount at /tmp the volume guardchain-init writes",
+				fmt.Sprintf(" does not mount at %s the volume (and subPath) %s writes the guard chain into, or has a mount, device or termination message over its files", TmpPath, InitContainerName)),
+			listed(true, "container", "nested", "guardchain: a target container mounts something inside a volume a container can write",
+				" mounts something (or its termination message) inside another of its volumes whose files a container can write: runc follows a symlink there, onto /tmp too; "+
+					"mount it elsewhere, or inside a configMap, secret, downwardAPI or projected volume only"),
 			{Expression: "!variables.creating || (variables.emptyDir)", Reason: forbidden,
 				Message:           "guardchain: the chain's volume is not an emptyDir",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': the volume at /tmp is not an emptyDir'"},
-			{Expression: "!variables.creating || (size(variables.shared) == 0)", Reason: forbidden,
-				Message: "guardchain: a container that is not a target writes the chain's volume",
-				MessageExpression: "'guardchain: pod ' + variables.pod + ': container ' + variables.shared.join(', ') + " +
-					"' is not a target but mounts the volume that holds the guard chain writable (or guardchain-bin): it could rewrite the chain'"},
+			listed(true, "container", "shared", "guardchain: a container that is not a target writes the chain's volume", writesChain),
 			{Expression: "!variables.creating || (variables.program)", Reason: forbidden,
 				Message: "guardchain: guardchain-init does not run initguards emit as rendered",
 				MessageExpression: fmt.Sprintf("'guardchain: pod ' + variables.pod + ': %s does not run initguards emit as guardchain renders it "+
@@ -330,10 +340,7 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 					"' may run as a user the targets run as or the owner of the chain (no runAsUser, or the same): through /proc/<pid>/root it could rewrite the guard chain; give it a runAsUser of its own (or root)'"},
 			// Ephemeral containers exist only after create: these hold on
 			// UPDATE and in the audit alike.
-			{Expression: "size(variables.ephemeralShared) == 0", Reason: forbidden,
-				Message: "guardchain: an ephemeral container writes the chain's volume",
-				MessageExpression: "'guardchain: pod ' + variables.pod + ': container ' + variables.ephemeralShared.join(', ') + " +
-					"' is not a target but mounts the volume that holds the guard chain writable (or guardchain-bin): it could rewrite the chain'"},
+			listed(false, "container", "ephemeralShared", "guardchain: an ephemeral container writes the chain's volume", writesChain),
 			{Expression: "size(variables.ephemerals) == 0 || !((has(object.spec.shareProcessNamespace) && object.spec.shareProcessNamespace) || " +
 				"(has(object.spec.hostPID) && object.spec.hostPID))", Reason: forbidden,
 				Message: "guardchain: an ephemeral container in a pod that shares its process namespace",
@@ -352,10 +359,8 @@ func policySpec(p celParams) admissionregistrationv1.ValidatingAdmissionPolicySp
 				Message: "guardchain: an update changes a label the webhook's objectSelector reads",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': an update may not change the labels the webhook selects pods by (webhook.objectSelector): " +
 					"without them the pod would leave these checks; recreate the pod instead'"},
-			{Expression: "size(variables.ephemeralUnclean) == 0", Reason: forbidden,
-				Message: "guardchain: an ephemeral container mounts a volume at a path that is not clean and absolute",
-				MessageExpression: "'guardchain: pod ' + variables.pod + ': ephemeral container ' + variables.ephemeralUnclean.join(', ') + " +
-					"' mounts a volume at a path that is not clean and absolute; the kubelet would clean it: write it so'"},
+			listed(false, "ephemeral container", "ephemeralUnclean", "guardchain: an ephemeral container mounts a volume at a path that is not clean and absolute",
+				" mounts a volume at a path that is not clean and absolute; the kubelet would clean it: write it so"),
 			{Expression: "variables.creating || variables.requests == " + requests("oldObject"), Reason: forbidden,
 				Message: "guardchain: an update changes an annotation that chose the pod's guard chain settings",
 				MessageExpression: "'guardchain: pod ' + variables.pod + ': an update may not change the guardchain.dev/ annotations that chose its guard chain settings " +
