@@ -27,6 +27,12 @@ func mountAttacks() []attack {
 	const over = "over its files"
 	const nested = "inside another of its volumes whose files a container can write"
 	target := func(p *corev1.Pod) *corev1.Container { return &p.Spec.Containers[0] }
+	// mountEmptyDir adds an emptyDir named name and mounts it in the target
+	// at path.
+	mountEmptyDir := func(p *corev1.Pod, name, path string) {
+		addVolume(p, name, emptyDir)
+		target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: name, MountPath: path})
+	}
 	// pair mounts an emptyDir (where a symlink may be left) at outer and
 	// another at inner, in the target.
 	pair := func(name, outer, inner string) attack {
@@ -79,8 +85,7 @@ func mountAttacks() []attack {
 				corev1.VolumeMount{Name: "decoy", MountPath: "/a/tmp", ReadOnly: true})
 		}},
 		attack{"the termination message inside an emptyDir", nested, func(p *corev1.Pod) {
-			addVolume(p, "links", emptyDir)
-			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/a"})
+			mountEmptyDir(p, "links", "/a")
 			target(p).TerminationMessagePath = "/a/tmp/nemoclaw-proxy-env.sh"
 		}},
 		attack{"a block device inside an emptyDir", nested, func(p *corev1.Pod) {
@@ -92,8 +97,7 @@ func mountAttacks() []attack {
 		// /dev/shm is the pod's, in every container: any may leave
 		// x -> /tmp there.
 		attack{"a mount inside /dev/shm", nested, func(p *corev1.Pod) {
-			addVolume(p, "decoy", emptyDir)
-			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "decoy", MountPath: "/dev/shm/x"})
+			mountEmptyDir(p, "decoy", "/dev/shm/x")
 		}},
 		attack{"the termination message inside /dev/shm", nested, func(p *corev1.Pod) {
 			target(p).TerminationMessagePath = "/dev/shm/x/nemoclaw-proxy-env.sh"
@@ -108,41 +112,34 @@ func mountAttacks() []attack {
 		pair("a mount at /var/run inside an emptyDir at /var", "/var", "/var/run"),
 		pair("a mount at /var/lock inside an emptyDir at /var", "/var", "/var/lock"),
 		attack{"the termination message at /var/run/x inside an emptyDir at /var", nested, func(p *corev1.Pod) {
-			addVolume(p, "links", emptyDir)
-			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "links", MountPath: "/var"})
+			mountEmptyDir(p, "links", "/var")
 			target(p).TerminationMessagePath = "/var/run/nemoclaw-proxy-env.sh"
 		}},
 		// The runtime's own mounts (/etc/hosts, /etc/hostname,
 		// /etc/resolv.conf, /dev/shm, runc's masked /sys paths, CRI-O's
 		// /run/secrets) go through a target volume around them.
 		attack{"an emptyDir at /etc, around /etc/hosts and /etc/hostname", nested, func(p *corev1.Pod) {
-			addVolume(p, "sysdir", emptyDir)
-			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "sysdir", MountPath: "/etc"})
+			mountEmptyDir(p, "sysdir", "/etc")
 		}},
 		attack{"an emptyDir at /dev, around /dev/shm", nested, func(p *corev1.Pod) {
-			addVolume(p, "sysdir", emptyDir)
-			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "sysdir", MountPath: "/dev"})
+			mountEmptyDir(p, "sysdir", "/dev")
 			target(p).TerminationMessagePath = "/termination-log"
 		}},
 		attack{"an emptyDir at /sys, around /sys/firmware", nested, func(p *corev1.Pod) {
-			addVolume(p, "sysdir", emptyDir)
-			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "sysdir", MountPath: "/sys"})
+			mountEmptyDir(p, "sysdir", "/sys")
 		}},
 		attack{"an emptyDir at /var/run, around /run/secrets", nested, func(p *corev1.Pod) {
-			addVolume(p, "sysdir", emptyDir)
-			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "sysdir", MountPath: "/var/run"})
+			mountEmptyDir(p, "sysdir", "/var/run")
 		}},
 		// A volume at / holds every other path (runc refuses it, so such
 		// a pod would not start; refused all the same).
 		attack{"an emptyDir at /", nested, func(p *corev1.Pod) {
-			addVolume(p, "root", emptyDir)
-			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "root", MountPath: "/"})
+			mountEmptyDir(p, "root", "/")
 		}},
 		// The chain's own volume: any uid may leave a symlink in the
 		// sticky /tmp (a second target, before the first starts).
 		attack{"a mount inside the chain's /tmp", nested, func(p *corev1.Pod) {
-			addVolume(p, "decoy", emptyDir)
-			target(p).VolumeMounts = append(target(p).VolumeMounts, corev1.VolumeMount{Name: "decoy", MountPath: "/tmp/cache"})
+			mountEmptyDir(p, "decoy", "/tmp/cache")
 		}},
 	)
 	return out

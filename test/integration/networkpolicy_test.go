@@ -162,6 +162,8 @@ func TestChartNetworkPolicySchema(t *testing.T) {
 // With a ServiceMonitor and the NetworkPolicy but no metricsFrom, the
 // scrapes are dropped: helm install says so.
 func TestChartNetworkPolicyWarnsOfDroppedScrapes(t *testing.T) {
+	// helm's dry run maps the ServiceMonitor's kind through the API server.
+	installCertManagerCRDs(t)
 	kc := kubeconfig(t)
 	const warning = "the ServiceMonitor's scrapes are dropped"
 	for _, tt := range []struct {
