@@ -303,8 +303,10 @@ func nestedMount(spec *corev1.PodSpec, c *corev1.Container, chainVolume string) 
 	}
 	paths = append(paths, terminationPath(c))
 	paths = append(paths, runtimePaths...)
-	for _, p := range paths {
-		if strings.HasPrefix(unaliased(p), sharedMemoryPath+"/") {
+	resolved := make([]string, len(paths))
+	for i, p := range paths {
+		resolved[i] = unaliased(p)
+		if strings.HasPrefix(resolved[i], sharedMemoryPath+"/") {
 			return p, corev1.VolumeMount{Name: "the pod's shared memory", MountPath: sharedMemoryPath}
 		}
 	}
@@ -315,10 +317,10 @@ func nestedMount(spec *corev1.PodSpec, c *corev1.Container, chainVolume string) 
 		// A volume at / holds everything (runc refuses to mount it, so
 		// such a pod would not start anyway).
 		prefix, aliasPrefix := strings.TrimSuffix(o.MountPath, "/")+"/", strings.TrimSuffix(unaliased(o.MountPath), "/")+"/"
-		for _, p := range paths {
+		for i, p := range paths {
 			// As written too: a volume at /var hides the image's
 			// /var/run -> /run, so /var/run is inside it.
-			if p != o.MountPath && (strings.HasPrefix(p, prefix) || strings.HasPrefix(unaliased(p), aliasPrefix)) {
+			if p != o.MountPath && (strings.HasPrefix(p, prefix) || strings.HasPrefix(resolved[i], aliasPrefix)) {
 				if slices.Contains(runtimePaths, p) {
 					p += " (the runtime's own mount)"
 				}
@@ -353,7 +355,7 @@ const sharedMemoryPath = "/dev/shm"
 // unaliased is p with the first of pathAliases it starts with resolved.
 func unaliased(p string) string {
 	for _, a := range pathAliases {
-		if p == a[0] || strings.HasPrefix(p, a[0]+"/") {
+		if strings.HasPrefix(p, a[0]) && (len(p) == len(a[0]) || p[len(a[0])] == '/') {
 			return a[1] + p[len(a[0]):]
 		}
 	}
