@@ -60,6 +60,13 @@ func Patch(orig, mutated *corev1.Pod) []jsonpatch.JsonPatchOperation {
 	// Init containers: first the edits to others at their original indexes;
 	// then, unless guardchain's are already in place, remove every one of
 	// guardchain's (highest index first) and add the wanted ones at the front.
+	n := 0
+	for n < len(mutated.Spec.InitContainers) && IsOwnInitContainer(mutated.Spec.InitContainers[n].Name) {
+		n++
+	}
+	// The others keep their order after guardchain's (ensureInitContainersFirst):
+	// paired by it, not by name, which a pod not yet validated may repeat.
+	others := mutated.Spec.InitContainers[n:]
 	var own []int
 	for i := range orig.Spec.InitContainers {
 		o := &orig.Spec.InitContainers[i]
@@ -67,13 +74,9 @@ func Patch(orig, mutated *corev1.Pod) []jsonpatch.JsonPatchOperation {
 			own = append(own, i)
 			continue
 		}
-		if m := initByName(mutated, o.Name); m != nil {
-			ops = containerOps(ops, fmt.Sprintf("/spec/initContainers/%d", i), o, m)
+		if k := i - len(own); k < len(others) {
+			ops = containerOps(ops, fmt.Sprintf("/spec/initContainers/%d", i), o, &others[k])
 		}
-	}
-	n := 0
-	for n < len(mutated.Spec.InitContainers) && IsOwnInitContainer(mutated.Spec.InitContainers[n].Name) {
-		n++
 	}
 	want := mutated.Spec.InitContainers[:n]
 	if len(want) > 0 && !ownInPlace(orig.Spec.InitContainers, own, want) {
@@ -103,15 +106,6 @@ func ownInPlace(orig []corev1.Container, own []int, want []corev1.Container) boo
 		}
 	}
 	return true
-}
-
-func initByName(p *corev1.Pod, name string) *corev1.Container {
-	for i := range p.Spec.InitContainers {
-		if p.Spec.InitContainers[i].Name == name {
-			return &p.Spec.InitContainers[i]
-		}
-	}
-	return nil
 }
 
 func containerOps(ops []jsonpatch.JsonPatchOperation, base string, o, m *corev1.Container) []jsonpatch.JsonPatchOperation {
